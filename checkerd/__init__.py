@@ -1,0 +1,1 @@
+"""The checker role: health checks of real servers; it only reports, it never touches the kernel."""

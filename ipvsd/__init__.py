@@ -1,0 +1,1 @@
+"""The IPVS-writer role: the only process that writes load-balancer state to the kernel."""
