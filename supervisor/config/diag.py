@@ -1,10 +1,14 @@
 """Problems found while reading a configuration, and the verdict they add up to.
 
 Every problem carries the file and line it came from and prints as ``FILE:LINE: message`` (the form
-used everywhere an input error reaches an operator: stderr, logs, control replies). Severities follow
-keepalived's config_err classes: a problem that makes the configuration unrunnable (missing file, bad
-interface, fatal), a plain error (keepalived still runs with what remains), a script-security
-violation, and warnings, which never change the verdict.
+used everywhere an input error reaches an operator: stderr, logs, control replies).
+
+Severities follow keepalived 2.2.7's config_err classes, and so does the verdict of ``-t``: keepalived
+keeps the numerically largest class reported, so a script-security violation beats everything, any
+ordinary error or warning beats the "cannot run" class, and exit 4 happens only when every problem is
+of that class (tests/integration/config/ORACLE.md has the measurements). NOTICE is ours: remarks that
+keepalived does not make (a keyword accepted with no effect yet, a DPVS-only keyword, a missing
+optional include) and that must not change a verdict keepalived would give.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ from supervisor.exitcodes import ConfigTestCode
 
 
 class Severity(IntEnum):
-    WARNING = 0
-    ERROR = 1  # keepalived would run, without the faulty part
-    SECURITY = 2  # script security (config-test code 6)
-    FATAL = 3  # keepalived would not run this configuration (code 4)
+    """Ordered as keepalived ranks its config_err values: the largest reported one decides the verdict."""
+
+    NOTICE = 0  # ours only; never changes the verdict
+    FATAL = 1  # keepalived would not run this configuration (file not found, bad interface, fatal)
+    WARNING = 2  # keepalived reports it (deprecations, defaults it had to choose) and still runs
+    ERROR = 3  # keepalived would run, without the faulty part
+    SECURITY = 4  # scripts would run without enable_script_security (config-test code 6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +51,7 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        prefix = "warning: " if self.severity is Severity.WARNING else ""
+        prefix = "warning: " if self.severity in (Severity.WARNING, Severity.NOTICE) else ""
         return f"{self.where}: {prefix}{self.message}"
 
 
@@ -61,8 +68,16 @@ class Diagnostics:
     def warn(self, where: Where, message: str) -> None:
         self.add(where, Severity.WARNING, message)
 
+    def notice(self, where: Where, message: str) -> None:
+        self.add(where, Severity.NOTICE, message)
+
+    def notice_once(self, key: str, where: Where, message: str) -> None:
+        """A notice given once per key (e.g. once per unsupported keyword), however often it occurs."""
+        if key not in self._seen_once:
+            self._seen_once.add(key)
+            self.notice(where, message)
+
     def warn_once(self, key: str, where: Where, message: str) -> None:
-        """A warning given once per key (e.g. once per unsupported keyword), however often it occurs."""
         if key not in self._seen_once:
             self._seen_once.add(key)
             self.warn(where, message)
@@ -84,7 +99,8 @@ class Diagnostics:
 
     @property
     def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity > Severity.WARNING]
+        """Problems that are not warnings: what makes a reload refuse a configuration."""
+        return [p for p in self.problems if p.severity in (Severity.FATAL, Severity.ERROR, Severity.SECURITY)]
 
     @property
     def worst(self) -> Severity | None:
@@ -92,7 +108,7 @@ class Diagnostics:
 
     def config_test_code(self) -> ConfigTestCode:
         worst = self.worst
-        if worst is None or worst is Severity.WARNING:
+        if worst is None or worst is Severity.NOTICE:
             return ConfigTestCode.OK
         if worst is Severity.FATAL:
             return ConfigTestCode.CANNOT_RUN

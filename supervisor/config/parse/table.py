@@ -27,6 +27,13 @@ class Ctx:
     # Every script the configuration would run, for the central existence and security checks
     # (supervisor.config.scripts): where it was configured, its command line, and its user if set.
     scripts: list[ScriptRef] = field(default_factory=list)
+    # Keywords seen per model object (by id), for defaults that depend on what was written
+    # (e.g. `state MASTER` without `priority` means 255) and for duplicate detection.
+    seen: dict[int, set[str]] = field(default_factory=dict)
+    next_rule_preference: int = 16384
+
+    def was_set(self, obj: Any, keyword: str) -> bool:
+        return keyword in self.seen.get(id(obj), ())
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ class Table:
             if handler is None:
                 ctx.diag.error(node.where, f"unknown keyword '{node.keyword}' in {self.name}")
                 continue
+            ctx.seen.setdefault(id(obj), set()).add(node.keyword)
             handler(node, obj, ctx)
 
     def extend(self, more: dict[str, Handler]) -> Table:
@@ -175,7 +183,7 @@ def no_effect_yet(what: str = "") -> Handler:
 
     def handle(node: Node, obj: Any, ctx: Ctx) -> None:
         extra = f" ({what})" if what else ""
-        ctx.diag.warn_once(
+        ctx.diag.notice_once(
             f"no-effect:{node.keyword}", node.where, f"'{node.keyword}' accepted, has no effect yet{extra}"
         )
 
@@ -186,7 +194,7 @@ def not_applicable(why: str) -> Handler:
     """Accepted, and will never have an effect here (e.g. a DPVS-only keyword): one warning per keyword."""
 
     def handle(node: Node, obj: Any, ctx: Ctx) -> None:
-        ctx.diag.warn_once(f"n/a:{node.keyword}", node.where, f"'{node.keyword}' has no effect here: {why}")
+        ctx.diag.notice_once(f"n/a:{node.keyword}", node.where, f"'{node.keyword}' has no effect here: {why}")
 
     return handle
 
