@@ -711,7 +711,8 @@ class _Reader:
             self.expansion_exhausted = True
             self.diag.error(
                 where,
-                f"'{text}' would expand to {count} lines, more than the limit of {MAX_EXPANDED_LINES}",
+                f"'{text}' would expand to {count} lines, taking ~SEQ/~LST and multi-line definition"
+                f" expansion past its limit of {MAX_EXPANDED_LINES} lines; not expanded",
             )
             self.stack = [f for f in self.stack if isinstance(f, _FileFrame)]
             return

@@ -1,0 +1,1 @@
+"""Unit tests of the keepalived.conf language: lexer, statement tree, keyword tables and model."""
