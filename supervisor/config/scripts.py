@@ -15,7 +15,7 @@ import shlex
 import shutil
 import stat
 
-from supervisor.config.diag import NOWHERE, Diagnostics
+from supervisor.config.diag import NOWHERE, Diagnostics, Where
 from supervisor.config.model.config import Config
 from supervisor.config.parse.table import ScriptRef
 

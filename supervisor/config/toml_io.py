@@ -10,6 +10,7 @@ problems name the file and the key path).
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
@@ -101,7 +102,9 @@ def from_toml(text: str, diag: Diagnostics, name: str = "<toml>") -> Config | No
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", 0) or 0
+        # Python 3.11's TOMLDecodeError only carries the position in its text
+        found = re.search(r"at line (\d+)", str(exc))
+        line = int(found.group(1)) if found else 0
         diag.error(Where(name, line), f"invalid TOML: {exc}")
         return None
     version = data.get("model_version", MODEL_VERSION)
