@@ -7,7 +7,7 @@ wrote, so blocks are parsed through ``Tracked``, a thin proxy that records every
 
 Behaviour and messages follow keepalived 2.2.7 (check_api.c, check_http.c, check_misc.c, check_smtp.c,
 check_dns.c, check_udp.c, check_ping.c, check_file.c); where a keepalived 1.x or fork spelling is
-accepted (nb_sock_retry, nb_get_retry outside HTTP) it is a deprecation warning.
+accepted (nb_sock_retry, nb_get_retry) it is a notice: the fork configurations must load as they are.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from supervisor.config.parse.table import (
     Handler,
     Table,
     bool_opt,
-    deprecated,
     flag,
+    fork_spelling,
     int_,
     needs_block,
     not_applicable,
@@ -144,8 +144,8 @@ COMMON_CONNECTION: dict[str, Handler] = {
     "connect_timeout": timer("connect_timeout", MIN_TIMER),
     "fwmark": int_("fwmark", 0, UINT32_MAX),
     # keepalived 1.x / fork spellings of retry, e.g. `nb_sock_retry 2` in the DPVS tutorial.
-    "nb_sock_retry": deprecated(_RETRY, "nb_sock_retry", "retry"),
-    "nb_get_retry": deprecated(_RETRY, "nb_get_retry", "retry"),
+    "nb_sock_retry": fork_spelling(_RETRY, "nb_sock_retry", "retry"),
+    "nb_get_retry": fork_spelling(_RETRY, "nb_get_retry", "retry"),
 }
 
 CONNECTION_CHECKER = {**COMMON_CONNECTION, **COMMON_TIMING}

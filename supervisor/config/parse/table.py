@@ -209,3 +209,17 @@ def deprecated(replacement: Handler, old: str, new: str) -> Handler:
         replacement(node, obj, ctx)
 
     return handle
+
+
+def fork_spelling(replacement: Handler, old: str, new: str) -> Handler:
+    """A keepalived 1.x spelling that the LVS fork configs still use: accepted with a notice only.
+
+    keepalived 2.2.7 calls these deprecated (config-test code 5); pykeepalived takes the fork's
+    configurations as they are, so they must not change the verdict.
+    """
+
+    def handle(node: Node, obj: Any, ctx: Ctx) -> None:
+        ctx.diag.notice_once(f"fork:{old}", node.where, f"'{old}' accepted as keepalived 2's '{new}'")
+        replacement(node, obj, ctx)
+
+    return handle

@@ -175,7 +175,7 @@ def test_common_keyword_errors() -> None:
         "k.conf:9: connect_port: value 0 out of range [1, 65535]",
         "k.conf:11: connect_ip address 192.0.2.9 does not match address family of bindto - skipping",
         "k.conf:12: Interface name averyveryverylongname is too long - ignoring",
-        "k.conf:13: warning: 'nb_sock_retry' is deprecated, use 'retry'",
+        "k.conf:13: warning: 'nb_sock_retry' accepted as keepalived 2's 'retry'",
         "k.conf:14: unknown keyword 'bogus_kw' in TCP_CHECK",
         "k.conf:16: TCP_CHECK: missing '{' to open its block",
         "k.conf:17: Checker link local address fe80::1 requires a bind_if",

@@ -304,9 +304,10 @@ def test_seed_manual_fnat_example() -> None:
     assert lag.name == "laddr_g1"
     assert lag.addresses == ["192.168.3.1"] + [f"192.168.3.{i}" for i in range(2, 255)]
     assert [rs.lvs_method for rs in vs.real_servers] == ["FNAT", "FNAT"]
-    # nb_get_retry: applied, one deprecation warning (keepalived 2.2.7 reports it too)
+    # nb_get_retry: applied, with one notice; the seed's own configuration must load cleanly
     assert vs.real_servers[0].checkers[0].retry == 3
-    assert problems(r) == ["seed.conf:45: warning: 'nb_get_retry' is deprecated, use 'retry'"]
+    assert problems(r) == ["seed.conf:45: warning: 'nb_get_retry' accepted as keepalived 2's 'retry'"]
+    assert r.diag.config_test_code() == 0
 
 
 def test_dpvs_keywords_are_accepted_with_one_notice_each() -> None:

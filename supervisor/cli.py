@@ -1,0 +1,68 @@
+"""``pykeepalived``: the command line. Config test and dumps are answered here; the rest runs the daemon.
+
+``-t`` prints each problem as ``FILE:LINE: message`` on stderr (or to the -t LOGFILE) and exits with
+keepalived 2.2.7's config-test codes (0, 4, 5, 6). ``--dump-toml`` prints the effective model as TOML.
+Neither ever shows a traceback for a mistake in the input.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from supervisor.config.diag import Diagnostics
+from supervisor.config.dump import dump_text
+from supervisor.config.load import load_config
+from supervisor.config.toml_io import to_toml
+from supervisor.options import build_parser
+
+EXIT_CANNOT_READ = 1
+
+
+def _report(diag: Diagnostics, stream: TextIO) -> None:
+    for problem in diag:
+        print(problem, file=stream)
+
+
+def config_test(path: str, config_id: str | None, logfile: str, dump: bool) -> int:
+    result = load_config(path, config_id=config_id)
+    stream: TextIO = sys.stderr
+    opened: TextIO | None = None
+    if logfile:
+        try:
+            opened = open(logfile, "w", encoding="utf-8")
+            stream = opened
+        except OSError as exc:
+            print(f"{logfile}: cannot write the log file: {exc.strerror}", file=sys.stderr)
+    try:
+        _report(result.diag, stream)
+    finally:
+        if opened is not None:
+            opened.close()
+    if dump and result.config is not None:
+        sys.stdout.write(dump_text(result.config))
+    return int(result.diag.config_test_code())
+
+
+def dump_toml(path: str, config_id: str | None) -> int:
+    result = load_config(path, config_id=config_id)
+    _report(result.diag, sys.stderr)
+    if result.config is None:
+        return EXIT_CANNOT_READ
+    sys.stdout.write(to_toml(result.config))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = build_parser().parse_args(argv)
+    if opts.config_test is not None:
+        return config_test(opts.config_file, opts.config_id, opts.config_test, opts.dump_conf)
+    if opts.dump_toml:
+        return dump_toml(opts.config_file, opts.config_id)
+    from supervisor import daemon  # the daemon pulls in ZeroMQ; -t and dumps do not need it
+
+    return daemon.run(opts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
