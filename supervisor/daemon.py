@@ -344,8 +344,10 @@ class Supervisor:
         for role in START_ORDER:
             c = self.children[role]
             if role in want:
-                if c.state in (State.STOPPED,):
+                if c.state is State.STOPPED:
                     c.handle(Ev.START)
+                elif c.state is State.STOPPING:
+                    c.handle(Ev.RESTART)  # an earlier reload stopped it: start it again once it is gone
                 else:
                     c.handle(Ev.RELOAD)
             elif c.state not in (State.STOPPED, State.FATAL):

@@ -22,7 +22,7 @@ logged with its traceback, and exits PROGRAM_ERROR, which the supervisor respawn
 
 Test hook (never set in production): with ``PYKEEPALIVED_FAULTS=DIR`` in the environment, a role that
 finds ``DIR/<role>.raise`` or ``DIR/<role>.exit<N>`` at a heartbeat removes it and raises an exception
-or exits with N, so tests can make a live role fail on cue.
+or exits with N (as a ``RoleExit``), so tests can make a live role fail on cue.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from supervisor import log as logsetup
 from supervisor.bus import CTL_NAME, PUB_NAME, SUB_NAME, Envelope, Publisher, Rejects, endpoint, split_bseq
 from supervisor.cache import Mirror
-from supervisor.exitcodes import ExitCode
+from supervisor.exitcodes import PERMANENT, ExitCode
 
 if TYPE_CHECKING:
     from supervisor.config.model.config import Config
@@ -166,6 +166,7 @@ class Runtime:
     config_path: str = ""
     progress_count: int = 0
     stopping: bool = False
+    started_impl: bool = False
 
     def __post_init__(self) -> None:
         self.pub = Publisher(self.impl.name)
@@ -290,7 +291,7 @@ class Runtime:
             if what == "raise":
                 self.queue.put_nowait(("fault", None))
             elif what.startswith("exit") and what[4:].isdigit():
-                os._exit(int(what[4:]))
+                self.queue.put_nowait(("exit", int(what[4:])))
 
     def _ready(self) -> None:
         self.publish(f"role.{self.impl.name}", "state", {"state": "ready", "gen": self.gen, "pid": os.getpid()})
@@ -303,6 +304,13 @@ class Runtime:
         tasks = [asyncio.create_task(self._reader()), asyncio.create_task(self._heartbeat())]
         try:
             return await self._dispatch()
+        except RoleExit as e:
+            if e.code in PERMANENT and self.started_impl and not self.stopping:
+                # The whole daemon stops after a permanent error: leave nothing behind, as on TERM.
+                # (A crash, respawned, keeps its addresses: one bug must not cost a failover.)
+                log.error("%s", e)
+                await self._stop("permanent error")
+            raise
         finally:
             for t in tasks:
                 t.cancel()
@@ -327,6 +335,7 @@ class Runtime:
         config = await self._load(path, gen)
         self.pub.gen = self.gen = gen
         self.config_path = path
+        self.started_impl = True
         await impl.start(self, config, gen)
         self._ready()
         for env in list(self.mirror.state.values()):
@@ -363,6 +372,8 @@ class Runtime:
                 return await self._stop("the supervisor is gone")
             elif what == "fault":
                 raise RuntimeError("fault injected by the test hook")
+            elif what == "exit":
+                raise RoleExit(ExitCode(arg), f"Exiting with {ExitCode(arg).name} (test hook)")
 
     async def _stop(self, why: str) -> int:
         log.info("Stopping (%s)", why)
