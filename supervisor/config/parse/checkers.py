@@ -37,6 +37,7 @@ from supervisor.config.parse.table import (
     int_,
     needs_block,
     not_applicable,
+    rest_words,
     script,
     source,
     timer,
@@ -154,16 +155,6 @@ CONNECTION_CHECKER = {**COMMON_CONNECTION, **COMMON_TIMING}
 # -- HTTP_GET / SSL_GET ------------------------------------------------------------------------------
 
 
-def _rest_words(name: str, what: str) -> Handler:
-    def handle(node: Node, obj: Any, ctx: Ctx) -> None:
-        if not node.args:
-            ctx.diag.error(node.where, f"{node.keyword}: missing {what}")
-            return
-        setattr(obj, name, " ".join(node.args))
-
-    return handle
-
-
 def _http_protocol(node: Node, obj: Any, ctx: Ctx) -> None:
     value = v.arg(node, ctx.diag, 0, "an http_protocol version")
     if value is None:
@@ -268,10 +259,10 @@ def _regex_stack(node: Node, obj: Any, ctx: Ctx) -> None:
 URL = Table(
     "url",
     {
-        "path": _rest_words("path", "a path"),
+        "path": rest_words("path", "a path"),
         "digest": _digest,
         "status_code": _status_code,
-        "virtualhost": _rest_words("virtualhost", "a virtualhost name"),
+        "virtualhost": rest_words("virtualhost", "a virtualhost name"),
         "regex": _regex,
         "regex_no_match": flag("regex_no_match"),
         "regex_options": _regex_options,
@@ -314,7 +305,7 @@ HTTP = Table(
     "HTTP_GET",
     {
         **CONNECTION_CHECKER,
-        "virtualhost": _rest_words("virtualhost", "a virtualhost name"),
+        "virtualhost": rest_words("virtualhost", "a virtualhost name"),
         "http_protocol": _http_protocol,
         "enable_sni": bool_opt("enable_sni"),
         "sni_name": word("sni_name"),  # keepalived > 2.2.7; accepted for newer configurations

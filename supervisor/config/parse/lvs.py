@@ -59,6 +59,7 @@ from supervisor.config.parse.table import (
     int_,
     needs_block,
     not_applicable,
+    rest_words,
     script,
     source,
     timer,
@@ -186,16 +187,6 @@ def _forwarding(server: str) -> Handler:
         parsed = _parse_forwarding(node, ctx, server)
         if parsed is not None:
             obj.lvs_method, obj.tun_type, obj.tun_port, obj.tun_csum = parsed
-
-    return handle
-
-
-def _rest_words(name: str, what: str) -> Handler:
-    def handle(node: Node, obj: Any, ctx: Ctx) -> None:
-        if not node.args:
-            ctx.diag.error(node.where, f"{node.keyword}: missing {what}")
-            return
-        setattr(obj, name, " ".join(node.args))
 
     return handle
 
@@ -428,7 +419,7 @@ RS = Table(
         "connect_timeout": timer("connect_timeout", MIN_TIMER),
         "delay_loop": timer("delay_loop", MIN_TIMER),
         "smtp_alert": bool_opt("smtp_alert"),
-        "virtualhost": _rest_words("virtualhost", "a virtualhost name"),
+        "virtualhost": rest_words("virtualhost", "a virtualhost name"),
         "snmp_name": _snmp_name,
         **CHECKER_HANDLERS,
     },
@@ -613,7 +604,7 @@ VS = Table(
         "protocol": _protocol,
         "ha_suspend": flag("ha_suspend"),
         "smtp_alert": _smtp_alert,
-        "virtualhost": _rest_words("virtualhost", "a virtualhost name"),
+        "virtualhost": rest_words("virtualhost", "a virtualhost name"),
         "snmp_name": _snmp_name,
         "alpha": flag("alpha"),
         "omega": flag("omega"),

@@ -147,6 +147,18 @@ def script(name: str) -> Handler:
     return handle
 
 
+def rest_words(name: str, what: str) -> Handler:
+    """All arguments joined by one space (a virtualhost, a helo name, ...), at least one required."""
+
+    def handle(node: Node, obj: Any, ctx: Ctx) -> None:
+        if not node.args:
+            ctx.diag.error(node.where, f"{node.keyword}: missing {what}")
+            return
+        setattr(obj, name, " ".join(node.args))
+
+    return handle
+
+
 def choice(name: str, choices: dict[str, str]) -> Handler:
     def handle(node: Node, obj: Any, ctx: Ctx) -> None:
         value = v.parse_choice(node, ctx.diag, choices)
