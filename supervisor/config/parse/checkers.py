@@ -543,11 +543,6 @@ def _finish(ch: Tracked[Checker], node: Node, rs: Any, ctx: Ctx) -> bool:
         if model.misc_path is None:
             ctx.diag.error(node.where, "No script path has been specified for MISC_CHECKER - skipping")
             return False
-        if model.user is not None:
-            # The script factory registered the command before `user` was read; attach the user now.
-            for i, ref in enumerate(ctx.scripts):
-                if ref.cmdline == model.misc_path and ref.user is None and ref.where.file == node.where.file:
-                    ctx.scripts[i] = dataclasses.replace(ref, user=model.user)
     if model.type == "FILE_CHECK" and model.track_file is None:
         ctx.diag.error(node.where, "FILE_CHECK has no track_file specified - ignoring")
         return False

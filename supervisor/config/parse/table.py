@@ -40,7 +40,14 @@ class Ctx:
 class ScriptRef:
     where: Where
     cmdline: str
-    user: str | None = None
+    # The model object the script belongs to; its ``user`` field, if any, is read at check time
+    # (the `user` keyword may come after the script in its block).
+    owner: Any = None
+
+    @property
+    def user(self) -> str | None:
+        user = getattr(self.owner, "user", None)
+        return user if isinstance(user, str) else None
 
 
 Handler = Callable[[Node, Any, Ctx], None]
@@ -142,7 +149,7 @@ def script(name: str) -> Handler:
             ctx.diag.error(node.where, f"{node.keyword}: missing script")
             return
         setattr(obj, name, v.rest(node))
-        ctx.scripts.append(ScriptRef(node.where, v.rest(node)))
+        ctx.scripts.append(ScriptRef(node.where, v.rest(node), obj))
 
     return handle
 

@@ -26,7 +26,6 @@ from supervisor.config.parse.table import (
     DPVS_ONLY,
     Ctx,
     Handler,
-    ScriptRef,
     Table,
     bool_opt,
     deprecated,
@@ -351,9 +350,6 @@ def _vrrp_script_checks(node: Node, config: Any, ctx: Ctx) -> None:
         vs = config.vrrp_scripts[-1]
         if not vs.script:
             ctx.diag.error(node.where, f"vrrp_script {vs.name}: no script given")
-        elif ctx.scripts and ctx.scripts[-1].cmdline == vs.script and vs.user:
-            ref = ctx.scripts.pop()
-            ctx.scripts.append(ScriptRef(ref.where, ref.cmdline, vs.user))
 
 
 # -- vrrp_sync_group -----------------------------------------------------------------------------------

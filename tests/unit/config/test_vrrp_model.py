@@ -184,3 +184,39 @@ def test_not_yet_built_keywords_warn_once() -> None:
              + BASE.replace("VI_1", "VI_2").replace("51", "52").replace("virtual_router_id 52", "virtual_router_id 52\n auth_hmac { }"))
     notices = [p for p in r.diag if p.severity is Severity.NOTICE]
     assert len(notices) == 1 and "'auth_hmac' accepted, has no effect yet" in str(notices[0])
+
+
+def test_script_security_reads_the_user_written_after_the_script() -> None:
+    text = """
+global_defs {{ enable_script_security }}
+vrrp_script chk {{
+    script "/bin/true"
+    {user}
+}}
+vrrp_instance VI_1 {{
+    interface eth0
+    virtual_router_id 51
+    track_script {{ chk }}
+    virtual_ipaddress {{ 192.0.2.10/24 }}
+}}
+"""
+    with_user = load(text.format(user="user root"))
+    assert messages(with_user) == []
+    import pwd
+
+    try:
+        pwd.getpwnam("keepalived_script")
+    except KeyError:
+        without = load(text.format(user=""))
+        assert messages(without) == ["k.conf:4: Unable to set default user keepalived_script for script"]
+
+
+def test_scripts_without_script_security_are_a_security_violation() -> None:
+    r = load(BASE.replace("virtual_router_id 51", "virtual_router_id 51\n notify_master /bin/true"))
+    assert r.diag.config_test_code() == 6
+    assert messages(r) == [
+        "k.conf:0: SECURITY VIOLATION - scripts are being executed but script_security not enabled."
+    ]
+    # a script that does not exist is never run, so keepalived says nothing about it
+    r = load(BASE.replace("virtual_router_id 51", "virtual_router_id 51\n notify_master /nonexistent/x.sh"))
+    assert r.diag.config_test_code() == 0
