@@ -37,6 +37,7 @@ from supervisor.bus import (
     Rejects,
     bseq_frame,
     endpoint,
+    enter_run_dir,
 )
 from supervisor.cache import LastValueCache
 
@@ -60,6 +61,7 @@ class Broker:
         self._serving: set[asyncio.Task[None]] = set()
 
     def bind(self) -> None:
+        enter_run_dir(self.run_dir)
         old = os.umask(0o077)
         try:
             self.xsub = self.ctx.socket(zmq.XSUB)
@@ -86,12 +88,10 @@ class Broker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.ctx.destroy(linger=0)
         for name in (PUB_NAME, SUB_NAME, CTL_NAME):
-            ep = endpoint(self.run_dir, name)
-            if ep.startswith("ipc:///"):
-                try:
-                    os.unlink(ep[len("ipc://"):])
-                except OSError:
-                    pass
+            try:
+                os.unlink(os.path.join(self.run_dir, name))
+            except OSError:
+                pass
 
     def publish(self, env: Envelope) -> None:
         """Publish a message of the supervisor's own, cached and sequenced like any other."""

@@ -24,7 +24,6 @@ and counted by reason (``Rejects``); nothing malformed ever raises past ``from_w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -173,12 +172,18 @@ class Publisher:
 def endpoint(run_dir: str, name: str) -> str:
     """The ipc:// endpoint for one of the bus sockets of the daemon that uses ``run_dir``.
 
-    A path that does not fit in sun_path falls back to Linux's abstract namespace, named after a
-    hash of the run dir so two daemons still never collide. (Abstract sockets have no file mode; the
-    run dir's 0700 protects the normal case, and a short --run-dir avoids the fallback.)
+    A path that does not fit in sun_path (107 bytes) is given relative to the run dir, and every
+    process that binds or connects works with the run dir as its current directory (``enter_run_dir``);
+    the socket stays a file in the 0700 run dir, so its permissions still protect it. (The abstract
+    namespace would avoid the limit too, but it is per network namespace and has no permissions:
+    ``pykeepalivectl`` in the root namespace could not reach a daemon running under -s.)
     """
     path = os.path.join(os.path.abspath(run_dir), name)
     if len(path.encode()) <= _SUN_PATH_MAX:
         return f"ipc://{path}"
-    digest = hashlib.sha256(os.path.abspath(run_dir).encode()).hexdigest()[:16]
-    return f"ipc://@pykeepalived-{digest}-{name}"
+    return f"ipc://{name}"
+
+
+def enter_run_dir(run_dir: str) -> None:
+    """Make ``run_dir`` the current directory, so relative endpoints resolve (also on reconnects)."""
+    os.chdir(run_dir)

@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any
 
-from supervisor.bus import CTL_NAME, SUB_NAME, Rejects, endpoint, split_bseq
+from supervisor.bus import CTL_NAME, SUB_NAME, Rejects, endpoint, enter_run_dir, split_bseq
 from supervisor.options import DEFAULT_RUN_DIR
 
 EXIT_REFUSED = 1
@@ -119,6 +119,11 @@ def events(run_dir: str, show_all: bool, count: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
     run_dir = os.path.abspath(opts.run_dir)
+    try:
+        enter_run_dir(run_dir)  # endpoints too long for a socket path are relative to it
+    except OSError as e:
+        print(f"pykeepalivectl: {run_dir}: {e.strerror} (is pykeepalived running?)", file=sys.stderr)
+        return EXIT_NO_DAEMON
     if opts.cmd == "events":
         return events(run_dir, opts.all, opts.count)
     req: dict[str, Any] = {"cmd": opts.cmd}

@@ -97,20 +97,26 @@ def wanted_roles(config: Config, opts: argparse.Namespace) -> set[str]:
 
 
 def log_problems(result: LoadResult) -> None:
+    errors = result.diag.errors
     for problem in result.diag:
-        (log.warning if problem in result.diag.errors else log.info)("%s", problem)
+        (log.error if problem in errors else log.warning)("%s", problem)
 
 
 def usable(result: LoadResult, *, reload: bool) -> bool:
-    """Startup runs with what remains after plain errors, as keepalived does; a reload must be clean."""
-    if result.config is None:
-        return False
+    """Whether to run ``result``'s configuration.
+
+    Startup runs with what remains after plain errors, as keepalived does, and refuses only a fatal
+    problem. A reload also refuses plain errors: a running configuration is never replaced by a
+    damaged one. Script-security violations are reported but never refused, at startup or reload
+    alike (keepalived still runs such a configuration), so that a configuration that started can also
+    be reloaded.
+    """
     from supervisor.config.diag import Severity
 
-    worst = result.diag.worst
-    if reload:
-        return worst is None or worst is Severity.WARNING
-    return worst is not Severity.FATAL
+    if result.config is None:
+        return False
+    refused = {Severity.FATAL, Severity.ERROR} if reload else {Severity.FATAL}
+    return not any(p.severity in refused for p in result.diag)
 
 
 def run_script(what: str, script: str | None, timeout: float) -> None:
@@ -118,9 +124,11 @@ def run_script(what: str, script: str | None, timeout: float) -> None:
     if not script:
         return
     argv = shlex.split(script)
+    if len(argv) == 1 and " " in argv[0]:
+        argv = shlex.split(argv[0])  # written quoted as a whole: `shutdown_script "/bin/cmd arg"`
     log.info("Running %s %s", what, script)
     try:
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True, cwd="/")
     except OSError as e:
         log.error("Cannot run %s %s: %s", what, argv[0], e.strerror)
         return
@@ -244,7 +252,7 @@ class Supervisor:
             child.handle(Ev.HEARTBEAT, pid=env.pid, progress=progress if isinstance(progress, int) else None)
             # A lost "ready" (published before the broker's subscription reached the role) is
             # recovered by the next heartbeat, which carries the generation the role runs.
-            if child.state is State.STARTING and not env.data.get("stopping"):
+            if child.state is State.STARTING and env.gen > 0 and not env.data.get("stopping"):
                 child.handle(Ev.READY, gen=env.gen, pid=env.pid)
                 self._check_progress()
 
@@ -544,6 +552,11 @@ def _run(opts: argparse.Namespace) -> int:
         log.error("Cannot start: %s has fatal errors", config_path)
         return int(ExitCode.CONFIG)
     config = result.config
+    if opts.dump_conf:
+        from supervisor.config.dump import dump_text
+
+        for line in dump_text(config).splitlines():
+            log.info("%s", line)
 
     run_dir = os.path.abspath(opts.run_dir or DEFAULT_RUN_DIR)
     if not opts.run_dir and (config.instance or ns):

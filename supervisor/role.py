@@ -21,7 +21,7 @@ Exit codes (``supervisor.exitcodes``): ``RoleExit(code)`` from a role ends the p
 logged with its traceback, and exits PROGRAM_ERROR, which the supervisor respawns.
 
 Test hook (never set in production): with ``PYKEEPALIVED_FAULTS=DIR`` in the environment, a role that
-finds ``DIR/<role>.raise`` or ``DIR/<role>.exit<N>`` at a heartbeat removes it and raises an exception
+finds ``DIR/<role>.raise``, ``DIR/<role>.hang`` or ``DIR/<role>.exit<N>`` at a heartbeat removes it and raises an exception, blocks its loop
 or exits with N (as a ``RoleExit``), so tests can make a live role fail on cue.
 """
 
@@ -42,7 +42,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from supervisor import log as logsetup
-from supervisor.bus import CTL_NAME, PUB_NAME, SUB_NAME, Envelope, Publisher, Rejects, endpoint, split_bseq
+from supervisor.bus import (
+    CTL_NAME,
+    PUB_NAME,
+    SUB_NAME,
+    Envelope,
+    Publisher,
+    Rejects,
+    endpoint,
+    enter_run_dir,
+    split_bseq,
+)
 from supervisor.cache import Mirror
 from supervisor.exitcodes import PERMANENT, ExitCode
 
@@ -191,6 +201,7 @@ class Runtime:
         import zmq.asyncio
 
         run_dir = self.args.run_dir
+        enter_run_dir(run_dir)
         self.ctx = zmq.asyncio.Context()
         self.pub_sock = self.ctx.socket(zmq.PUB)
         self.pub_sock.setsockopt(zmq.LINGER, 1000)
@@ -290,6 +301,8 @@ class Runtime:
             os.unlink(os.path.join(d, entry))
             if what == "raise":
                 self.queue.put_nowait(("fault", None))
+            elif what == "hang":
+                time.sleep(3600)  # the loop stops: heartbeats stop, the supervisor must notice
             elif what.startswith("exit") and what[4:].isdigit():
                 self.queue.put_nowait(("exit", int(what[4:])))
 

@@ -59,6 +59,8 @@ class Daemon:
     tunables: str = FAST
     proc: subprocess.Popen[bytes] | None = None
     log_offset: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+    foreground: bool = True
 
     def __post_init__(self) -> None:
         self.conf = self.tmp / "keepalived.conf"
@@ -77,8 +79,12 @@ class Daemon:
     def start(self, *extra: str, wait: bool = True) -> Daemon:
         env = dict(os.environ, PYKEEPALIVED_TUNABLES=self.tunables, PYKEEPALIVED_FAULTS=str(self.faults))
         env.pop("NOTIFY_SOCKET", None)
+        # A fork in a process with threads (a ZeroMQ context has some) is an error here (P2).
+        env["PYTHONWARNINGS"] = "error::DeprecationWarning:supervisor.daemon"
+        env.update(self.env)
         self.mark()  # wait only for what this start logs
-        argv = [sys.executable, "-m", "supervisor.cli", "-n", "-l", "-G", "-f", str(self.conf),
+        fg = ["-n"] if self.foreground else []
+        argv = [sys.executable, "-m", "supervisor.cli", *fg, "-l", "-G", "-f", str(self.conf),
                 "--run-dir", str(self.run_dir), "-s", self.ns.name, *self.extra, *extra]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,

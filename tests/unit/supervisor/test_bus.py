@@ -97,9 +97,7 @@ def test_publisher_numbers_messages() -> None:
     assert (a.seq, b.seq, b.gen, b.src, b.pid) == (1, 2, 2, "checker", 9)
 
 
-def test_endpoint_short_and_long(tmp_path: object) -> None:
+def test_endpoint_short_and_long() -> None:
     assert endpoint("/run/pykeepalived", "pub") == "ipc:///run/pykeepalived/pub"
     long_dir = "/tmp/" + "x" * 120
-    ep = endpoint(long_dir, "pub")
-    assert ep.startswith("ipc://@pykeepalived-") and ep.endswith("-pub")
-    assert endpoint(long_dir, "pub") != endpoint(long_dir + "y", "pub")
+    assert endpoint(long_dir, "pub") == "ipc://pub"  # relative to the run dir, the processes' cwd
