@@ -18,7 +18,8 @@ heartbeats, teardown progress) and a 0.1 s tick drive each role's state machine 
 
 Where things live (``--run-dir``, default /run/pykeepalived): ``pub``/``sub``/``ctl`` sockets,
 ``gen-N.toml`` configuration generations, ``pykeepalived.pid``, ``vrrp.pid``, ``checkers.pid``,
-``ipvs.pid`` (unless -p/-r/-c/--ipvs_pid), and the USR1/USR2 dumps ``supervisor.data``,
+``ipvs.pid`` (unless -p/-r/-c/--ipvs_pid), ``pykeepalived.log`` (a daemonized process's log when
+there is no syslog socket), and the USR1/USR2 dumps ``supervisor.data``,
 ``vrrp.data``, ``checker.data``, ``ipvs.data``, ``vrrp.stats`` (JSON).
 
 Test hook: ``PYKEEPALIVED_TUNABLES="hb_interval=0.2,hb_timeout=1,backoff_scale=0.1,..."`` shortens the
@@ -60,6 +61,7 @@ START_ORDER = ("ipvs", "checker", "vrrp")
 MODULES = {"vrrp": "vrrpd", "checker": "checkerd", "ipvs": "ipvsd"}
 PIDFILE_NAMES = {"supervisor": "pykeepalived.pid", "vrrp": "vrrp.pid", "checker": "checkers.pid", "ipvs": "ipvs.pid"}
 TUNABLES_ENV = "PYKEEPALIVED_TUNABLES"
+FALLBACK_LOG = "pykeepalived.log"  # a daemon's log when there is no syslog socket
 SCRIPT_KILL_GRACE = 2.0  # keepalived: SIGTERM, then SIGKILL 2 s later
 
 
@@ -481,7 +483,7 @@ def _stop_orphans(paths: dict[str, str]) -> None:
             p.kill()
 
 
-def _daemonize() -> int | None:
+def _daemonize(run_dir: str) -> int | None:
     """Double fork. Returns None in the daemon; in the original process, the exit code to return.
 
     The original process waits until the daemon has written its pidfile (or failed), so that an init
@@ -500,10 +502,15 @@ def _daemonize() -> int | None:
     os.chdir("/")
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
-    if logsetup.syslog_available():
-        # With syslog there, stdout/stderr are not needed; without it they are the log's fallback.
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
+    # The terminal or pipe we were started from must be let go (an init script's caller waits for its
+    # end). Without syslog, stderr is the log's fallback: it goes to a file in the run dir instead.
+    out = devnull
+    if not logsetup.syslog_available():
+        out = os.open(os.path.join(run_dir, FALLBACK_LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    if out != devnull:
+        os.close(out)
     os.close(devnull)
     os.environ["_PYKEEPALIVED_READY_FD"] = str(w)
     return None
@@ -584,7 +591,7 @@ def _run(opts: argparse.Namespace) -> int:
     _stop_orphans(paths)
 
     if not opts.dont_fork:
-        code = _daemonize()
+        code = _daemonize(run_dir)
         if code is not None:
             return code
     try:
