@@ -1,0 +1,154 @@
+"""ipvsd.nft's pure parts (wrr cycle, hash slots, rule texts, the diff against a table read back) and
+ipvsd.backend's choice of data plane."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from ipvsd.backend import choose
+from ipvsd.desired import Planner, ServiceKey
+from ipvsd.nft import Actual, NftBackend, hash_slots, render, wrr_sequence
+from supervisor.config.load import load_text
+from supervisor.config.model.config import Config
+
+TEXT = """
+local_address_group pool {
+    198.51.100.201
+    198.51.100.202
+}
+virtual_server 203.0.113.10 80 {
+    lb_algo wrr
+    lb_kind FNAT
+    protocol TCP
+    laddr_group_name pool
+    syn_proxy
+    real_server 198.51.100.11 8080 {
+        weight 3
+    }
+    real_server 198.51.100.12 8080 {
+        weight 1
+    }
+}
+virtual_server 203.0.113.10 81 {
+    lb_algo sh
+    lb_kind NAT
+    protocol TCP
+    persistence_timeout 30
+    real_server 198.51.100.11 8080 {
+    }
+}
+"""
+
+
+def cfg(text: str = TEXT) -> Config:
+    r = load_text(text, name="k.conf")
+    assert r.config is not None and not r.diag.errors, [str(p) for p in r.diag]
+    return r.config
+
+
+def test_wrr_cycle_is_ipvs_interleaving() -> None:
+    assert wrr_sequence([3, 1]) == [0, 0, 0, 1]
+    assert wrr_sequence([4, 3, 2]) == [0, 0, 1, 0, 1, 2, 0, 1, 2]
+    assert wrr_sequence([2, 2]) == [0, 1]
+    assert wrr_sequence([0, 0]) == []
+    big = wrr_sequence([100000, 1])
+    assert 0 < len(big) <= 1100 and big.count(1) == 1
+
+
+def test_hash_slots_follow_weights() -> None:
+    assert Counter(hash_slots([4, 2, 2])) == {0: 2, 1: 1, 2: 1}
+    assert hash_slots([]) == []
+
+
+def test_render_fnat_synproxy_and_persistence() -> None:
+    p = Planner().plan(cfg(), {})
+    fnat = render(p.services[ServiceKey("inet", "tcp", "203.0.113.10", 80)])
+    rules = fnat.own["svc_tcp_203_0_113_10_80"]
+    assert rules[0] == ("meta l4proto tcp dnat ip to numgen inc mod 4 map "
+                        "{ 0-2 : 198.51.100.11 . 8080, 3 : 198.51.100.12 . 8080 }")
+    assert rules[-1] == "drop"
+    assert fnat.base["post"] == ["ct original ip daddr 203.0.113.10 ct original protocol tcp ct original "
+                                 "proto-dst 80 snat ip to 198.51.100.201-198.51.100.202"]
+    assert "notrack" in fnat.base["raw_pre"][0] and "synproxy" in fnat.own["syn_tcp_203_0_113_10_80"][0]
+    pers = render(p.services[ServiceKey("inet", "tcp", "203.0.113.10", 81)])
+    assert pers.persist_map is not None and "timeout 30s" in pers.persist_map[1]
+    assert any(r.startswith("update @p_tcp_203_0_113_10_81_30") for r in pers.own["svc_tcp_203_0_113_10_81"])
+
+
+def test_render_no_live_server_drops() -> None:
+    c = cfg()
+    h = {"203.0.113.10:81/198.51.100.11:8080": {"health": "down"}}
+    r = render(Planner().plan(c, h).services[ServiceKey("inet", "tcp", "203.0.113.10", 81)])
+    assert r.own["svc_tcp_203_0_113_10_81"] == ["drop"] and r.persist_map is None
+
+
+def actual_from(cmds: list[str]) -> Actual:
+    """What the table would hold after ``cmds`` (parsing our own command texts)."""
+    act = Actual(exists=True)
+    handle = 0
+    for c in cmds:
+        if m := re.match(r"add chain ip pykeepalived (\S+)", c):
+            act.chains.add(m.group(1))
+        elif m := re.match(r"add map ip pykeepalived (\S+)", c):
+            act.maps.add(m.group(1))
+        elif m := re.match(r'add rule ip pykeepalived (\S+) .* comment "(.*)"$', c):
+            handle += 1
+            act.rules.setdefault(m.group(1), []).append((handle, m.group(2)))
+    return act
+
+
+def test_plan_is_empty_when_table_matches_and_minimal_on_health_change() -> None:
+    be = NftBackend.__new__(NftBackend)  # plan() is pure: no libnftables needed
+    c = cfg()
+    pl = Planner()
+    svcs = pl.plan(c, {}).services
+    first = be.plan(svcs, Actual())
+    assert first[0] == "add table ip pykeepalived"
+    act = actual_from(first)
+    assert be.plan(svcs, act) == []
+    # one server down: only that service's own chain is rewritten; base chains untouched
+    svcs2 = pl.plan(c, {"203.0.113.10:80/198.51.100.12:8080": {"health": "down"}}).services
+    cmds = be.plan(svcs2, act)
+    assert cmds[0] == "flush chain ip pykeepalived svc_tcp_203_0_113_10_80"
+    assert all("svc_tcp_203_0_113_10_80" in c for c in cmds), cmds
+    assert any("dnat ip to 198.51.100.11:8080" in c for c in cmds)
+    # nothing configured: the table goes
+    assert be.plan({}, act) == ["delete table ip pykeepalived"]
+    assert be.plan({}, Actual()) == []
+
+
+def test_plan_removes_a_service_the_config_dropped() -> None:
+    be = NftBackend.__new__(NftBackend)
+    svcs = Planner().plan(cfg(), {}).services
+    act = actual_from(be.plan(svcs, Actual()))
+    only80 = {k: v for k, v in svcs.items() if k.port == 80}
+    cmds = be.plan(only80, act)
+    assert "delete chain ip pykeepalived svc_tcp_203_0_113_10_81" in cmds
+    assert "delete map ip pykeepalived p_tcp_203_0_113_10_81_30" in cmds
+    assert any(c.startswith("delete rule ip pykeepalived pre handle") for c in cmds)
+    assert not any("_80" in c for c in cmds)
+
+
+def test_backend_choice() -> None:
+    svcs = list(Planner().plan(cfg(), {}).services.values())
+    ch = choose(svcs, "auto", ipvs_available=True)
+    assert sorted((str(k), b) for k, b in ch.backend.items()) == [
+        ("tcp:203.0.113.10:80", "nftables"), ("tcp:203.0.113.10:81", "ipvs")]
+    ch = choose(svcs, "auto", ipvs_available=False)
+    assert set(ch.backend.values()) == {"nftables"} and not ch.errors
+    ch = choose(svcs, "ipvs", ipvs_available=True)
+    assert ch.errors == ["k.conf:6: lb_kind FNAT is not available on kernel IPVS (lb_backend ipvs); "
+                         "use lb_backend auto or nftables"]
+    dr = cfg("virtual_server 203.0.113.10 80 {\n lb_algo wlc\n lb_kind DR\n protocol TCP\n"
+             " real_server 198.51.100.11 80 {\n }\n}\n")
+    ch = choose(list(Planner().plan(dr, {}).services.values()), "nftables", ipvs_available=True)
+    assert ch.errors == ["k.conf:1: nftables backend: lb_kind DR is not implemented on the nftables backend yet"]
+    tun = cfg("virtual_server 203.0.113.10 80 {\n lb_algo wlc\n lb_kind TUN\n protocol TCP\n"
+              " real_server 198.51.100.11 80 {\n }\n}\n")
+    ch = choose(list(Planner().plan(tun, {}).services.values()), "auto", ipvs_available=False)
+    assert ch.errors and "TUN needs kernel IPVS" in ch.errors[0]
+    nat = cfg("virtual_server 203.0.113.10 80 {\n lb_algo wlc\n lb_kind NAT\n protocol TCP\n"
+              " real_server 198.51.100.11 80 {\n }\n}\n")
+    ch = choose(list(Planner().plan(nat, {}).services.values()), "nftables", ipvs_available=True)
+    assert not ch.errors and len(ch.notices) == 1 and "lb_algo wlc" in ch.notices[0]
