@@ -51,7 +51,8 @@ def instances(config: Config) -> dict[str, InstanceSpec]:
     out: dict[str, InstanceSpec] = {}
     for inst in config.vrrp_instances:
         vips = []
-        for v in inst.virtual_ipaddress:
+        # keepalived adds the excluded addresses too; they only stay out of the adverts.
+        for v in [*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded]:
             dev = v.dev or inst.interface
             if dev is None:
                 continue  # the loader reports an instance without an interface
