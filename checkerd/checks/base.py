@@ -1,0 +1,133 @@
+"""What every health check shares: its result, its target, and a socket made the keepalived way.
+
+A check is one attempt (one connect, one request, one script run): ``await check.run()`` returns a
+:class:`Result` and never raises for anything a remote server or a script does. Scheduling (warmup,
+delay_loop, retries, alpha) is not a check's business: ``checkerd.scheduler`` does it, the same way
+for every checker type, as keepalived's epilog functions do.
+
+:func:`connect_socket` applies the common connection options of keepalived's ``conn_opts`` (bindto,
+bind_port, bind_if, fwmark) and connects within ``connect_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import socket
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from supervisor.config.model.checkers import Checker
+    from supervisor.config.model.lvs import SslConfig
+    from supervisor.config.model.vrrp import TrackFile
+
+SO_MARK = 36  # socket.SO_MARK (Linux); not exported by every Python build
+
+
+@dataclass
+class Result:
+    """One attempt's outcome. ``reason`` says what failed, in keepalived's words where it has some."""
+
+    ok: bool
+    reason: str = ""
+    weight: int | None = None  # a dynamic weight (misc_dynamic, FILE_CHECK); None: unchanged
+
+    @classmethod
+    def up(cls, weight: int | None = None) -> Result:
+        return cls(True, "", weight)
+
+    @classmethod
+    def down(cls, reason: str, weight: int | None = None) -> Result:
+        return cls(False, reason, weight)
+
+
+@dataclass
+class Target:
+    """Where a checker belongs: its real server and virtual server, as keepalived names them."""
+
+    rs_address: str
+    rs_port: int
+    protocol: str = "tcp"  # the virtual server's, lower case: FMT_RS shows it
+    vs_text: str = ""  # VirtualServer.describe()
+    ssl: SslConfig | None = None
+    track_files: dict[str, TrackFile] = field(default_factory=dict)
+
+    @property
+    def rs_text(self) -> str:
+        """keepalived's FMT_RS: ``[192.0.2.2]:tcp:80``."""
+        return f"[{self.rs_address}]:{self.protocol}:{self.rs_port}"
+
+
+def family_of(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+
+
+class ConnectError(Exception):
+    """A connection attempt failed; ``str()`` is keepalived's wording (Timeout connecting, …)."""
+
+
+def make_socket(cfg: Checker, kind: socket.SocketKind, proto: int = 0) -> socket.socket:
+    """A non-blocking socket towards ``cfg.connect_ip`` with bindto/bind_port/bind_if/fwmark applied."""
+    assert cfg.connect_ip is not None
+    fam = family_of(cfg.connect_ip)
+    s = socket.socket(fam, kind | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, proto)
+    try:
+        if cfg.fwmark:
+            s.setsockopt(socket.SOL_SOCKET, SO_MARK, cfg.fwmark)
+        if cfg.bind_if:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, cfg.bind_if.encode())
+        if cfg.bindto or cfg.bind_port:
+            s.bind((cfg.bindto or ("::" if fam == socket.AF_INET6 else "0.0.0.0"), cfg.bind_port))
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+async def connect_socket(cfg: Checker, timeout: float | None = None) -> socket.socket:
+    """A connected non-blocking TCP socket, or :class:`ConnectError` with keepalived's reason."""
+    assert cfg.connect_ip is not None
+    try:
+        s = make_socket(cfg, socket.SOCK_STREAM)
+    except OSError as e:
+        raise ConnectError(f"socket bind failed ({e.strerror})")
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(cfg.connect_timeout if timeout is None else timeout):
+            await loop.sock_connect(s, (cfg.connect_ip, cfg.connect_port))
+    except TimeoutError:
+        s.close()
+        raise ConnectError("Timeout connecting")
+    except OSError as e:
+        s.close()
+        if e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            raise ConnectError("network unreachable")
+        raise ConnectError("Connection failed" if e.errno == errno.ECONNREFUSED else f"Error connecting ({e.strerror})")
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+class Check(ABC):
+    """One checker of one real server."""
+
+    kind = "CHECK"
+
+    def __init__(self, cfg: Checker, target: Target) -> None:
+        self.cfg = cfg
+        self.target = target
+
+    @abstractmethod
+    async def run(self) -> Result:
+        """One attempt. Must not raise for anything the remote side or a script does."""
+
+    def describe(self) -> str:
+        """Which check, for the bus's ``failed`` key and logs: ``TCP_CHECK [192.0.2.2]:80``."""
+        if self.cfg.connect_ip is None:
+            return self.kind
+        host = f"[{self.cfg.connect_ip}]" if ":" in self.cfg.connect_ip else self.cfg.connect_ip
+        return f"{self.kind} {host}:{self.cfg.connect_port}"
