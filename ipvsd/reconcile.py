@@ -1,0 +1,243 @@
+"""The reconciler: configuration + health -> desired state -> each data plane brought to it.
+
+:class:`Engine` owns the planner (``ipvsd.desired``), the backends (``ipvsd.nft``, ``ipvsd.ipvs``),
+the sysctls (``ipvsd.sysctl``) and the state file ``<run dir>/ipvs.state.json``. That file records
+what this role programmed (IPVS services it created, whether the nftables table is ours, sysctl
+values it changed), written before the role reports a change as done, so that a respawned role knows
+which leftovers are its own: those the configuration no longer has are removed, entries someone else
+created are left alone unless ``lvs_flush``. Reconciliation reads the kernel first and applies only
+the difference, so a restart against a kernel that already matches sends nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ipvsd import backend as choice
+from ipvsd.desired import Planned, Planner, QuorumEvent, Service, ServiceKey
+
+if TYPE_CHECKING:
+    from supervisor.config.model.config import Config
+
+log = logging.getLogger("pykeepalived.ipvs")
+
+STATE_FILE = "ipvs.state.json"
+
+
+class ConfigRefused(Exception):
+    """The configuration asks for something no available backend can do (messages are FILE:LINE: …)."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+@dataclass
+class Result:
+    changes: int = 0
+    events: list[QuorumEvent] = field(default_factory=list)
+
+
+def _key_to_json(k: ServiceKey) -> list[Any]:
+    return [k.family, k.protocol, k.address, k.port, k.fwmark]
+
+
+class Engine:
+    def __init__(self, run_dir: str | None, *, ipvs_probe: Callable[[], bool] | None = None,
+                 nft_factory: Callable[[], Any] | None = None,
+                 ipvs_factory: Callable[[set[ServiceKey], bool], Any] | None = None,
+                 sysctls: bool = True) -> None:
+        self.run_dir = run_dir
+        self.planner = Planner()
+        self.health: dict[str, dict[str, Any]] = {}
+        self.config: Config | None = None
+        self.assign: dict[ServiceKey, str] = {}
+        self.planned = Planned()
+        self._ipvs_probe = ipvs_probe
+        self._nft_factory = nft_factory
+        self._ipvs_factory = ipvs_factory
+        self.nft: Any = None
+        self.ipvs: Any = None
+        self.ipvs_ok: bool | None = None
+        self.state = self._load_state()
+        self.sysctl: Any = None
+        if sysctls:
+            from ipvsd.sysctl import Sysctls
+
+            self.sysctl = Sysctls(self.state.get("sysctl"))
+        self.started_flush = False
+
+    # -- state file --------------------------------------------------------------------------------
+
+    @property
+    def state_path(self) -> str | None:
+        return os.path.join(self.run_dir, STATE_FILE) if self.run_dir else None
+
+    def _load_state(self) -> dict[str, Any]:
+        p = self.state_path
+        if p is None:
+            return {}
+        try:
+            with open(p, encoding="utf-8") as f:
+                data = json.load(f)
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def owned_ipvs(self) -> set[ServiceKey]:
+        out: set[ServiceKey] = set()
+        for item in self.state.get("ipvs", []):
+            try:
+                fam, proto, addr, port, mark = item
+                out.add(ServiceKey(str(fam), str(proto), str(addr), int(port), int(mark)))
+            except (TypeError, ValueError):
+                continue  # a damaged entry is forgotten, never fatal
+        return out
+
+    def _save_state(self) -> None:
+        p = self.state_path
+        if p is None:
+            return
+        data = {
+            "ipvs": sorted(_key_to_json(k) for k in (self.ipvs.owned if self.ipvs is not None else self.owned_ipvs())),
+            "nftables": bool(self.nft is not None and self.nft.programmed),
+            "sysctl": dict(self.sysctl.saved) if self.sysctl is not None else {},
+        }
+        if data == self.state:
+            return
+        tmp = p + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, sort_keys=True)
+        os.replace(tmp, p)
+        self.state = data
+
+    # -- backends ----------------------------------------------------------------------------------
+
+    def _probe_ipvs(self) -> bool:
+        if self.ipvs_ok is None:
+            if self._ipvs_probe is not None:
+                self.ipvs_ok = self._ipvs_probe()
+            else:
+                from ipvsd.ipvs import ipvs_available
+
+                self.ipvs_ok = ipvs_available()
+        return self.ipvs_ok
+
+    def _nft(self) -> Any:
+        if self.nft is None:
+            if self._nft_factory is not None:
+                self.nft = self._nft_factory()
+            else:
+                from ipvsd.nft import NftBackend
+
+                self.nft = NftBackend()
+        return self.nft
+
+    def _ipvs(self, flush: bool) -> Any:
+        if self.ipvs is None:
+            if self._ipvs_factory is not None:
+                self.ipvs = self._ipvs_factory(self.owned_ipvs(), flush)
+            else:
+                from ipvsd.ipvs import IpvsBackend
+
+                self.ipvs = IpvsBackend(self.owned_ipvs(), flush)
+        return self.ipvs
+
+    # -- operations --------------------------------------------------------------------------------
+
+    def configure(self, config: Config) -> Result:
+        """Take a (new) configuration; raises ConfigRefused before touching anything when it cannot be served."""
+        planned = Planner()
+        planned.quorum = dict(self.planner.quorum)
+        trial = planned.plan(config, self.health)
+        setting = config.global_defs.lb_backend
+        needs_ipvs = setting == "ipvs" or (setting == "auto" and any(
+            choice.needs_nftables(s) is None for s in trial.services.values()))
+        ipvs_ok = self._probe_ipvs() if needs_ipvs else False
+        ch = choice.choose(trial.services.values(), setting, ipvs_ok)
+        if ch.errors:
+            raise ConfigRefused(ch.errors)
+        for n in ch.notices:
+            log.warning("%s", n)
+        self.config = config
+        self.assign = ch.backend
+        return self.update()
+
+    def set_health(self, rs_key: str, data: dict[str, Any] | None) -> Result:
+        if data is None:
+            self.health.pop(rs_key, None)
+        else:
+            self.health[rs_key] = data
+        return self.update()
+
+    def update(self) -> Result:
+        if self.config is None:
+            return Result()
+        planned = self.planner.plan(self.config, self.health)
+        self.planned = planned
+        res = Result(events=planned.events)
+        nft_svcs = {k: s for k, s in planned.services.items() if self.assign.get(k) == "nftables"}
+        ipvs_svcs = {k: s for k, s in planned.services.items() if self.assign.get(k) == "ipvs"}
+        if self.sysctl is not None:
+            self.sysctl.want(self.wanted_sysctls(planned.services))
+        if nft_svcs or self.nft is not None or self.state.get("nftables"):
+            res.changes += self._nft().reconcile(nft_svcs)
+        if ipvs_svcs or self.ipvs is not None or self.state.get("ipvs"):
+            if ipvs_svcs or self._probe_ipvs():
+                flush = bool(self.config.global_defs.lvs_flush) and not self.started_flush
+                self.started_flush = True
+                res.changes += self._ipvs(flush).reconcile(ipvs_svcs)
+        if self.sysctl is not None and nft_svcs:
+            # conntrack sysctls exist only once nftables' NAT rules loaded conntrack: a second look
+            self.sysctl.want(self.wanted_sysctls(planned.services))
+        self._save_state()
+        return res
+
+    def wanted_sysctls(self, services: dict[ServiceKey, Service]) -> dict[str, str]:
+        want: dict[str, str] = {}
+        if any(s.method in ("NAT", "FNAT") or any(d.method in ("NAT", "FNAT") for d in s.dests)
+               for s in services.values()):
+            want["net.ipv4.ip_forward"] = "1"
+        if any(s.syn_proxy for s in services.values() if self.assign.get(s.key) == "nftables"):
+            want["net.netfilter.nf_conntrack_tcp_loose"] = "0"
+        return want
+
+    def stop(self, release: bool, flush_on_stop: str = "off") -> int:
+        """Remove what we programmed (unless ``release`` is False: -I), and restore sysctls."""
+        n = 0
+        if release:
+            if self.nft is not None:
+                n += self.nft.clear()
+            if self.ipvs is not None:
+                n += self.ipvs.clear(flush_all=flush_on_stop == "all")
+            if self.sysctl is not None:
+                self.sysctl.restore()
+            self._save_state()
+        return n
+
+    def programmed(self) -> dict[str, dict[str, Any]]:
+        """What each service holds, for the bus: backend, scheduler, servers and weights."""
+        out: dict[str, dict[str, Any]] = {}
+        for key, svc in sorted(self.planned.services.items()):
+            out[str(key)] = {
+                "vs": svc.vs, "backend": self.assign.get(key), "scheduler": svc.scheduler, "method": svc.method,
+                "sorry_active": svc.sorry_active,
+                "real_servers": {f"{d.address}:{d.port}": d.weight for d in svc.dests},
+                "quorum": self.planned.quorum.get(svc.vs, True),
+            }
+        return out
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for be in (self.nft, self.ipvs):
+            if be is not None:
+                try:
+                    out.update(be.stats())
+                except Exception as e:  # statistics are best effort; the data plane matters more
+                    log.debug("stats: %s", e)
+        return out

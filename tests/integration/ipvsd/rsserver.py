@@ -1,0 +1,31 @@
+"""A real server for the load-balancer tests: answers every TCP connection with ``NAME PEER-ADDRESS``.
+
+``python rsserver.py NAME PORT``; the peer address lets a test see whether the load balancer did FNAT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+
+async def main(name: str, port: int) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(reader.read(1024), timeout=2.0)
+            peer = writer.get_extra_info("peername")[0]
+            writer.write(f"{name} {peer}\n".encode())
+            await writer.drain()
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "0.0.0.0", port, backlog=512)
+    print("ready", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
