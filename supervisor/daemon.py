@@ -34,9 +34,9 @@ import dataclasses
 import functools
 import logging
 import os
+import select
 import shlex
 import signal
-import subprocess
 import sys
 import time
 from typing import Any
@@ -122,30 +122,56 @@ def usable(result: LoadResult, *, reload: bool) -> bool:
 
 
 def run_script(what: str, script: str | None, timeout: float) -> None:
-    """startup_script / shutdown_script: run without a shell, bounded by its timeout."""
+    """startup_script / shutdown_script: run without a shell, bounded by its timeout.
+
+    Spawned like a role (posix_spawn, default signal dispositions and an empty mask: the supervisor
+    blocks its own signals outside its loop), in its own session, with / as its directory. On timeout:
+    SIGTERM, then SIGKILL after 2 s, as keepalived does.
+    """
     if not script:
         return
     argv = shlex.split(script)
     if len(argv) == 1 and " " in argv[0]:
         argv = shlex.split(argv[0])  # written quoted as a whole: `shutdown_script "/bin/cmd arg"`
     log.info("Running %s %s", what, script)
+    cwd = os.getcwd()
     try:
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True, cwd="/")
+        os.chdir("/")
+        pid = os.posix_spawnp(argv[0], argv, dict(os.environ), setsid=True, setsigmask=(),
+                              setsigdef=_SIGNALS_TO_RESET,
+                              file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)])
     except OSError as e:
-        log.error("Cannot run %s %s: %s", what, argv[0], e.strerror)
+        log.error("Cannot run %s %s: %s", what, argv[0], e.strerror or e)
         return
-    try:
-        rc = p.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    finally:
+        os.chdir(cwd)
+    status = _wait_pid(pid, timeout)
+    if status is None:
         log.error("%s timed out after %g s: terminating it", what, timeout)
-        p.terminate()
-        try:
-            rc = p.wait(timeout=SCRIPT_KILL_GRACE)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            rc = p.wait()
+        RealOS().kill(pid, signal.SIGTERM)
+        status = _wait_pid(pid, SCRIPT_KILL_GRACE)
+        if status is None:
+            RealOS().kill(pid, signal.SIGKILL)
+            status = _wait_pid(pid, None)
+    rc = os.waitstatus_to_exitcode(status or 0)
     if rc != 0:
         log.warning("%s exited with status %d", what, rc)
+
+
+_SIGNALS_TO_RESET = frozenset(signal.Signals) - {signal.SIGKILL, signal.SIGSTOP}
+_HANDLED = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2}
+
+
+def _wait_pid(pid: int, timeout: float | None) -> int | None:
+    """The wait status of our child ``pid``, or None if it is still running after ``timeout``."""
+    fd = os.pidfd_open(pid)
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            return None
+        return os.waitpid(pid, 0)[1]
+    finally:
+        os.close(fd)
 
 
 # -- the supervisor -----------------------------------------------------------------------------------
@@ -429,6 +455,8 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             loop.add_signal_handler(sig, self._on_signal, sig)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        # Signals that arrived during start-up were held (see _run); they are delivered now.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
         self.write_generation(self.config)
         self.publish_generation()
         want = wanted_roles(self.config, self.opts)
@@ -474,6 +502,7 @@ def _stop_orphans(paths: dict[str, str]) -> None:
         if p is not None:
             log.warning("Found orphaned %s process %d from a previous run: stopping it", role, p.pid)
             p.terminate()
+            p.resume()  # a stopped process would never act on the TERM
             found.append(p)
     if found:
         import psutil  # type: ignore[import-untyped]
@@ -539,6 +568,9 @@ def run(opts: argparse.Namespace) -> int:
 
 
 def _run(opts: argparse.Namespace) -> int:
+    # Until the loop's handlers are installed, the signals we handle are held pending, not acted on by
+    # their default action (a TERM during the startup script must still stop the daemon cleanly).
+    signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
     config_path = os.path.abspath(opts.config_file)
     first = load_config(config_path, config_id=opts.config_id, check_host=False)
     if first.config is None:
@@ -610,6 +642,7 @@ def _run(opts: argparse.Namespace) -> int:
 
     sup = Supervisor(opts, config, run_dir, pidfiles, config_path)
     code = asyncio.run(sup.run())
+    signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)  # the loop's handlers are gone: hold them again
 
     gd = sup.config.global_defs
     run_script("shutdown_script", gd.shutdown_script, gd.shutdown_script_timeout)
