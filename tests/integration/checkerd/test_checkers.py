@@ -35,7 +35,7 @@ class Driver:
         self.stderr = lab.dir / f"{path.stem}.log"
         self.proc = lab.ns.popen([sys.executable, "-m", "tests.integration.checkerd.driver", str(path),
                                   "--duration", str(duration)], stdout=subprocess.PIPE, text=True,
-                                 stderr=open(self.stderr, "w"), cwd=str(ROOT),  # noqa: SIM115
+                                 stderr=open(self.stderr, "w"), cwd=str(ROOT),
                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
         self.q: queue.Queue[dict[str, Any]] = queue.Queue()
         self.state: dict[str, dict[str, Any]] = {}
