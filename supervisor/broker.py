@@ -107,7 +107,12 @@ class Broker:
 
     async def _forward(self) -> None:
         while True:
-            frames = await self.xsub.recv_multipart()
+            try:
+                frames = await self.xsub.recv_multipart()
+            except zmq.ZMQError as e:  # e.g. EINTR; the socket is still usable
+                log.warning("bus receive failed: %s", e)
+                await asyncio.sleep(0.01)
+                continue
             env = self.rejects.decode(frames)
             if env is None:
                 continue

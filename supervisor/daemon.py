@@ -439,9 +439,12 @@ class Supervisor:
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(0.1)
-            for c in self.children.values():
-                c.handle(Ev.TICK)
-            self._check_progress()
+            try:
+                for c in self.children.values():
+                    c.handle(Ev.TICK)
+                self._check_progress()
+            except Exception:  # a bug here must not stop supervision for good: log it and go on
+                log.exception("Error in the supervision tick")
 
     # -- main --------------------------------------------------------------------------------------
 
@@ -449,6 +452,7 @@ class Supervisor:
         from supervisor.broker import Broker
 
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_log_loop_exception)
         self.broker = Broker(self.run_dir, self.on_message, self.request)
         self.broker.bind()
         self.broker.start()
@@ -483,6 +487,12 @@ class Supervisor:
         from supervisor.control import status
 
         return status(self)
+
+
+def _log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    exc = context.get("exception")
+    log.error("Unexpected error in the supervisor loop: %s", context.get("message"),
+              exc_info=exc if isinstance(exc, BaseException) else None)
 
 
 # -- process set-up ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.integration.supervisor.conftest import VIP_A, VIP_B, Daemon, config_text
+from tests.integration.supervisor.conftest import REPO, VIP_A, VIP_B, Daemon, config_text
 from tests.lab.netns import wait_for
 
 pytestmark = [pytest.mark.root]
@@ -125,3 +125,66 @@ def test_50_hups_converge_without_leaks(daemon: MakeDaemon) -> None:
     d.signal(signal.SIGTERM)
     assert d.wait_exit() == 0
     assert d.vips() == set()
+
+
+def test_restarted_ipvs_rebuilds_state_from_snapshot(daemon: MakeDaemon) -> None:
+    """The checker publishes its real servers once; a new ipvs gets them from the cache's snapshot."""
+    d = daemon().start()
+    wait_for(lambda: d.status()["virtual_servers"][0]["up"] == 2, timeout=5)
+    old = d.role_pids()["ipvs"]
+    assert d.ctl("restart", "ipvs").returncode == 0
+    d.wait_running("ipvs", not_pid=old)
+
+    def rebuilt() -> bool:
+        vs = d.status()["virtual_servers"]
+        return bool(vs) and vs[0]["up"] == 2
+
+    wait_for(rebuilt, timeout=3)  # well before the checker's periodic re-publication (30 heartbeats)
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit() == 0
+
+
+def test_malformed_bus_messages_are_dropped_and_counted(daemon: MakeDaemon) -> None:
+    import zmq
+
+    d = daemon().start()
+    ctx = zmq.Context()
+    try:
+        s = ctx.socket(zmq.PUB)
+        s.connect(f"ipc://{d.run_dir}/pub")
+        time.sleep(0.3)  # let the broker's subscription reach this publisher
+        good = json.loads(json.dumps({"v": 2, "topic": "x", "kind": "state", "src": "vrrp", "pid": 1, "seq": 1,
+                                      "gen": 1, "ts": 0, "data": {}}))
+        s.send_multipart([b"x", json.dumps(good).encode()])
+        s.send_multipart([b"x", b"{not json"])
+        s.send_multipart([b"only-one-frame"])
+        wait_for(lambda: sum(d.status()["bus"]["rejected"].values()) >= 3, timeout=5)
+        rejected = d.status()["bus"]["rejected"]
+        assert rejected["version"] == 1 and rejected["json"] == 1 and rejected["frames"] == 1
+    finally:
+        ctx.destroy(linger=0)
+    assert d.role_state("vrrp")["state"] == "RUNNING"
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit() == 0
+
+
+def test_control_socket_is_root_only(daemon: MakeDaemon) -> None:
+    import os
+    import shutil
+    import stat
+    import subprocess
+    import sys
+
+    d = daemon().start()
+    assert stat.S_IMODE(os.stat(d.run_dir).st_mode) == 0o700
+    for name in ("pub", "sub", "ctl"):
+        assert stat.S_IMODE(os.stat(d.run_dir / name).st_mode) & 0o077 == 0
+    runuser = shutil.which("setpriv")
+    if runuser is not None:
+        r = subprocess.run([runuser, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+                            "supervisor.ctl", "--run-dir", str(d.run_dir), "--timeout", "1", "status"],
+                           capture_output=True, text=True, timeout=30, cwd="/", env={"PYTHONPATH": str(REPO)})
+        assert r.returncode == 3, (r.stdout, r.stderr)
+        assert "Permission denied" in r.stderr
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit() == 0
