@@ -316,7 +316,7 @@ class Runtime:
         await self._connect()
         tasks = [asyncio.create_task(self._reader()), asyncio.create_task(self._heartbeat())]
         try:
-            return await self._dispatch()
+            return await self._supervise(tasks)
         except RoleExit as e:
             if e.code in PERMANENT and self.started_impl and not self.stopping:
                 # The whole daemon stops after a permanent error: leave nothing behind, as on TERM.
@@ -329,6 +329,21 @@ class Runtime:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self.ctx.destroy(linger=500)
+
+    async def _supervise(self, tasks: list[asyncio.Task[None]]) -> int:
+        """Run the dispatcher; a bug in a background task (bus reader, heartbeat) ends the role too,
+        as PROGRAM_ERROR, instead of leaving it half-alive (e.g. deaf to the bus but heartbeating)."""
+        dispatch = asyncio.create_task(self._dispatch())
+        try:
+            done, _ = await asyncio.wait({dispatch, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+            if dispatch in done:
+                return dispatch.result()
+            for t in done:
+                t.result()
+            raise RuntimeError("a background task of the role ended")
+        finally:
+            dispatch.cancel()
+            await asyncio.gather(dispatch, return_exceptions=True)
 
     async def _load(self, path: str, gen: int) -> Config:
         try:
