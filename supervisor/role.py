@@ -22,7 +22,8 @@ logged with its traceback, and exits PROGRAM_ERROR, which the supervisor respawn
 
 Test hook (never set in production): with ``PYKEEPALIVED_FAULTS=DIR`` in the environment, a role that
 finds ``DIR/<role>.raise``, ``DIR/<role>.hang`` or ``DIR/<role>.exit<N>`` at a heartbeat removes it and raises an exception, blocks its loop
-or exits with N (as a ``RoleExit``), so tests can make a live role fail on cue.
+or exits with N (as a ``RoleExit``); ``DIR/<role>.slowstop`` / ``.stuckstop`` found at stop make the teardown
+take 4 s with progress / hang without progress. Tests make a live role fail on cue this way.
 """
 
 from __future__ import annotations
@@ -403,10 +404,24 @@ class Runtime:
             elif what == "exit":
                 raise RoleExit(ExitCode(arg), f"Exiting with {ExitCode(arg).name} (test hook)")
 
+    def _fault_file(self, what: str) -> bool:
+        d = os.environ.get(FAULTS_ENV)
+        path = os.path.join(d, f"{self.impl.name}.{what}") if d else ""
+        if path and os.path.exists(path):
+            os.unlink(path)
+            return True
+        return False
+
     async def _stop(self, why: str) -> int:
         log.info("Stopping (%s)", why)
         self.stopping = True
         self.publish(f"role.{self.impl.name}", "state", {"state": "stopping", "gen": self.gen, "pid": os.getpid()})
+        if self._fault_file("slowstop"):  # test hook: a long teardown that keeps progressing
+            for n in range(1, 11):
+                await asyncio.sleep(0.4)
+                self.progress(n)
+        if self._fault_file("stuckstop"):  # test hook: a teardown that stops progressing
+            await asyncio.sleep(3600)
         await self.impl.stop(not self.args.dont_release, self.progress)
         self.publish(f"role.{self.impl.name}", "delete")
         log.info("Stopped")

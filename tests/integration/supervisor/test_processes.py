@@ -213,3 +213,20 @@ def test_term_during_startup_is_held_not_fatal(daemon: MakeDaemon, tmp_path: Pat
     assert d.wait_exit(timeout=15) == 0
     assert d.vips() == set()
     assert not (d.run_dir / "pykeepalived.pid").exists()
+
+
+def test_stop_waits_while_teardown_progresses_and_kills_when_stuck(daemon: MakeDaemon) -> None:
+    """keepalived's fixed 5 s wait leaves IPVS residue (its #1173); ours waits as long as there is progress."""
+    d = daemon(tunables="hb_interval=0.2,hb_timeout=3,start_grace=10,child_wait_time=1").start()
+    pids = d.role_pids()
+    d.fault("checker", "slowstop")  # 4 s of teardown, progress every 0.4 s: longer than child_wait_time
+    d.fault("ipvs", "stuckstop")  # no progress at all: killed after child_wait_time
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(timeout=20) == 0
+    elapsed = time.monotonic() - t0
+    log = d.log
+    assert re.search(rf"Healthcheck child process\({pids['checker']}\) stopped \(exit code 0", log), log[-3000:]
+    assert f"IPVS child process({pids['ipvs']}) failed to die - forcing termination" in log
+    assert 4.0 <= elapsed < 8, elapsed
+    assert d.vips() == set()
