@@ -7,6 +7,7 @@ Neither ever shows a traceback for a mistake in the input.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TextIO
 
@@ -17,6 +18,7 @@ from supervisor.config.toml_io import to_toml
 from supervisor.options import build_parser
 
 EXIT_CANNOT_READ = 1
+_GENHASH = "import sys; from checkerd.genhash import genhash_main; sys.exit(genhash_main(['pykeepalived', *sys.argv[1:]]))"
 
 
 def _report(diag: Diagnostics, stream: TextIO) -> None:
@@ -54,7 +56,12 @@ def dump_toml(path: str, config_id: str | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    opts = build_parser().parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("-T", "--genhash"):
+        # As in keepalived, -T must come first and turns the rest of the line into genhash's options.
+        # genhash lives in the checker role; the supervisor starts role code by module name only.
+        os.execv(sys.executable, [sys.executable, "-c", _GENHASH, *args[1:]])
+    opts = build_parser().parse_args(args)
     if opts.config_test is not None:
         return config_test(opts.config_file, opts.config_id, opts.config_test, opts.dump_conf)
     if opts.dump_toml:

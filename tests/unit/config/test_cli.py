@@ -62,3 +62,9 @@ def test_dump_toml_exits_zero_with_host_warnings(tmp_path: Path) -> None:
     r = run("--dump-toml", "-f", str(conf))
     assert r.returncode == 0
     assert "doesn't exist" in r.stderr
+
+
+def test_genhash_mode_must_come_first() -> None:
+    r = run("-T", "-h")
+    assert r.returncode == 1
+    assert "Usage: pykeepalived --genhash" in r.stdout + r.stderr
