@@ -1,0 +1,440 @@
+"""The VRRP engine: every instance of a configuration generation, their sockets, trackers and notifications.
+
+The role (``vrrpd.daemon``) owns the lifecycle; this module does the work:
+
+* start: open the shared sockets per (interface, family) once the interface exists and has its source
+  address (IPv6: a usable link-local), build instances, start trackers, then start every instance with
+  keepalived's initial-state rules, or resume it as MASTER when that is safe (below);
+* reload (``apply``): an instance whose core settings did not change keeps its state (no re-election);
+  VIPs that went are removed and new ones added if it is MASTER; other instances are restarted;
+* stop: a MASTER sends priority 0 and removes its VIPs (not with -V), notify_stop runs;
+* trackers: track_interface (link events) and track_script move instances to FAULT (weight 0) or change
+  their priority; sync groups move their members together;
+* bus: ``vrrp.instance.<name>`` (state) on every state or priority change, ``vrrp.stats`` (counters)
+  every few seconds, ``vrrp.resume`` (each MASTER's last advert time on the monotonic clock) twice a
+  second.
+
+Safe resume after a respawn (the supervisor keeps the bus cache, so the new process sees what the
+killed one published): an instance resumes as MASTER, keeping its VIPs, only if it was MASTER in the
+same configuration generation with the same priority, its last advert (as last published, so the real
+one was later) is less than its master_down_interval old on the monotonic clock, and no advert with a
+higher priority arrived on its socket since the new process opened it. Otherwise it starts as BACKUP,
+as keepalived does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from supervisor.bus import Envelope
+from supervisor.config.model.config import Config
+from vrrpd import packet as P
+from vrrpd.fsm import Action, Event, State
+from vrrpd.garp import Garp
+from vrrpd.instance import Instance, Settings, settings
+from vrrpd.kernel import Kernel
+from vrrpd.notify import Fifo, Runner, fifo_line, shell_warning
+from vrrpd.sockets import RxSocket, TxSocket
+from vrrpd.track import LinkMonitor, ScriptTracker, effect
+
+log = logging.getLogger("pykeepalived.vrrp")
+
+Publish = Callable[[str, str, "dict[str, Any] | None"], None]
+STATS_EVERY = 5.0
+RESUME_EVERY = 0.5
+ADDRESS_RETRY = 0.2
+
+
+class Engine:
+    def __init__(self, kernel: Kernel, publish: Publish) -> None:
+        self.kernel = kernel
+        self.publish = publish
+        self.instances: dict[str, Instance] = {}
+        self.rx: dict[tuple[str, int], RxSocket] = {}
+        self.tx: dict[tuple[str, int, str], TxSocket] = {}
+        self.garps: dict[str, Garp] = {}
+        self.by_vrid: dict[tuple[str, int], dict[int, list[Instance]]] = {}
+        self.socket_counters: Counter[str] = Counter()
+        self.links = LinkMonitor()
+        self.scripts: dict[str, ScriptTracker] = {}
+        self.groups: dict[str, list[str]] = {}
+        self.group_notify: dict[str, dict[str, str]] = {}
+        self.runner = Runner()
+        self.fifos: list[Fifo] = []
+        self.gen = 0
+        self.cached: dict[str, Envelope] = {}
+        self.pending: set[str] = set()  # instances waiting for their interface/address
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stopping = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self, config: Config, gen: int, cached: dict[str, Envelope]) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.gen, self.cached = gen, cached
+        await self.links.start()
+        self.links.listeners.append(self._link_changed)
+        self._configure_globals(config)
+        await self._converge(config, first=True)
+        self._tasks.append(self.loop.create_task(self._periodic()))
+
+    def _configure_globals(self, config: Config) -> None:
+        g = config.global_defs
+        self.runner.ids = Runner(g.script_user).ids
+        paths = [p for p in (g.notify_fifo, g.vrrp_notify_fifo) if p]
+        if [f.path for f in self.fifos] != paths:
+            self.fifos = [Fifo(p) for p in paths]
+        self.groups = {sg.name: list(sg.group) for sg in config.vrrp_sync_groups}
+        self.group_notify = {sg.name: {k: v for k in ("notify_master", "notify_backup", "notify_fault",
+                                                      "notify_stop", "notify") if (v := getattr(sg, k))}
+                             for sg in config.vrrp_sync_groups}
+        for cmds in [*self.group_notify.values()]:
+            for c in cmds.values():
+                if (w := shell_warning(c)) is not None:
+                    log.warning("%s", w)
+
+    async def apply(self, config: Config, gen: int) -> None:
+        self.gen = gen
+        self._configure_globals(config)
+        await self._converge(config, first=False)
+
+    async def _converge(self, config: Config, first: bool) -> None:
+        g = config.global_defs
+        script_defaults = {s.name: (s.weight, s.weight_reverse) for s in config.vrrp_scripts}
+        want: dict[str, Settings] = {}
+        for model in config.vrrp_instances:
+            if not model.interface:
+                continue
+            want[model.name] = settings(model, g, script_defaults)
+            for c in want[model.name].notify.values():
+                if (w := shell_warning(c)) is not None:
+                    log.warning("(%s) %s", model.name, w)
+        # scripts: (re)create runners for what is tracked
+        used = {t.name for s in want.values() for t in s.tracks if t.kind == "script"}
+        for sc in config.vrrp_scripts:
+            if sc.name not in used:
+                continue
+            old = self.scripts.get(sc.name)
+            if old is not None and (old.cmdline, old.interval, old.timeout, old.rise, old.fall) == (
+                    sc.script, sc.interval, sc.timeout, sc.rise, sc.fall):
+                continue
+            if old is not None:
+                await old.stop()
+            if (w := shell_warning(sc.script)) is not None:
+                log.warning("vrrp_script %s: %s", sc.name, w)
+            tr = ScriptTracker(sc.name, sc.script, sc.interval, sc.timeout, sc.rise, sc.fall, sc.init_fail)
+            tr.listeners.append(self._script_changed)
+            self.scripts[sc.name] = tr
+            tr.start(self.runner)
+        for name in [n for n in self.scripts if n not in used]:
+            await self.scripts.pop(name).stop()
+        # instances that went, or changed beyond what can be updated in place
+        for name in list(self.instances):
+            inst = self.instances[name]
+            new = want.get(name)
+            if new is None or new.core != inst.s.core:
+                log.info("(%s) %s", name, "removed from the configuration" if new is None else "changed: restarting")
+                await self._stop_instance(inst, release=True)
+                if new is None:
+                    self.publish(f"vrrp.instance.{name}", "delete", None)
+        for name, s in want.items():
+            cur = self.instances.get(name)
+            if cur is not None:
+                add, remove = cur.update(s)
+                if add or remove:
+                    await cur.change_vips(add, remove)
+                self._reevaluate(cur)
+                self._publish(cur)
+                continue
+            self.instances[name] = Instance(s, self.kernel, self._transition)
+            self.pending.add(name)
+        await self._bring_up(first)
+
+    async def _bring_up(self, first: bool) -> None:
+        """Start the instances whose interface and source address are there; retry the others."""
+        ready: list[Instance] = []
+        for name in sorted(self.pending):
+            inst = self.instances.get(name)
+            if inst is None:
+                self.pending.discard(name)
+                continue
+            s = inst.s
+            info = await self.kernel.link_info(s.interface)
+            if info is None:
+                if inst.state == State.INIT and "missing" not in inst.fault_reasons:
+                    log.warning("(%s) interface %s not found: FAULT", name, s.interface)
+                    inst.fault_reasons = ["missing"]
+                    inst.event(Event.FAULT, f"interface {s.interface} missing")
+                continue
+            ifindex, mac, _up = info
+            src = s.unicast_src if s.unicast_src and s.family == 4 else None
+            if src is None:
+                src = await self.kernel.source_address(ifindex, s.family)
+            if src is None:
+                continue  # IPv6 link-local still tentative, or no IPv4 address yet
+            key = (s.interface, s.family)
+            rx = self.rx.get(key)
+            if rx is None:
+                rx = RxSocket(s.interface, ifindex, s.family, self._dispatch_for(key), self.socket_counters)
+                rx.start(self.loop)
+                self.rx[key] = rx
+            if not s.unicast_peers:
+                rx.join(s.mcast_group)
+            tkey = (s.interface, s.family, src)
+            tx = self.tx.get(tkey)
+            if tx is None:
+                tx = TxSocket(s.interface, ifindex, s.family, src, s.unicast_ttl)
+                self.tx[tkey] = tx
+            garp = self.garps.get(s.interface)
+            if garp is None:
+                garp = self.garps[s.interface] = Garp(s.interface, ifindex, mac)
+            inst.bind(src, ifindex, tx, garp)
+            self.by_vrid.setdefault(key, {}).setdefault(s.vrid, []).append(inst)
+            self.pending.discard(name)
+            ready.append(inst)
+        if ready:
+            # let packets already queued on the new sockets arrive (resume safety: a higher priority)
+            await asyncio.sleep(0)
+            for rx in self.rx.values():
+                rx._readable()
+        for inst in ready:
+            if inst.fault_reasons == ["missing"]:
+                inst.fault_reasons = []
+            self._start_instance(inst, first)
+        if self.pending and not self.stopping:
+            self.loop.call_later(ADDRESS_RETRY, lambda: self.loop.create_task(self._bring_up(False)))
+
+    def _dispatch_for(self, key: tuple[str, int]) -> Callable[[P.Received], None]:
+        def dispatch(rx: P.Received) -> None:
+            insts = self.by_vrid.get(key, {}).get(rx.vrid)
+            if not insts:
+                self.socket_counters[P.R_VRID] += 1
+                return
+            for inst in insts:
+                inst.on_packet(rx)
+        return dispatch
+
+    def _start_instance(self, inst: Instance, first: bool) -> None:
+        self._reevaluate(inst, start=True)
+        if inst.fault_reasons:
+            inst.event(Event.FAULT, ", ".join(inst.fault_reasons))
+            self._publish(inst)
+            return
+        if first and self._may_resume(inst):
+            inst.event(Event.RESUME)
+        else:
+            inst.event(Event.START)
+        self._publish(inst)
+
+    def _may_resume(self, inst: Instance) -> bool:
+        s = inst.s
+        env = self.cached.get(f"vrrp.instance.{s.name}")
+        res = self.cached.get("vrrp.resume")
+        if env is None or res is None or env.data.get("state") != "MASTER":
+            return False
+        last = (res.data.get("instances") or {}).get(s.name) or {}
+        why = None
+        if env.gen != self.gen or res.gen != self.gen:
+            why = "configuration generation changed"
+        elif env.data.get("priority") != inst.machine.effective_priority:
+            why = "priority changed"
+        elif inst.higher_heard:
+            why = "a higher priority advert was heard"
+        else:
+            try:
+                age = time.monotonic() - float(last.get("last_advert", 0.0))
+            except (TypeError, ValueError):
+                age = float("inf")
+            if not 0 <= age < inst.machine.master_down_interval():
+                why = f"last advert {age:.2f}s ago"
+        if why is not None:
+            log.info("(%s) was MASTER before the restart, not resuming: %s", s.name, why)
+            return False
+        log.info("(%s) resuming as MASTER (last advert %.0f ms ago)", s.name, age * 1000)
+        return True
+
+    async def _stop_instance(self, inst: Instance, release: bool) -> None:
+        s = inst.s
+        inst.event(Event.STOP, release)
+        await inst.drain()
+        await inst.close()
+        self.instances.pop(s.name, None)
+        self.pending.discard(s.name)
+        key = (s.interface, s.family)
+        lst = self.by_vrid.get(key, {}).get(s.vrid, [])
+        if inst in lst:
+            lst.remove(inst)
+
+    async def stop(self, release: bool, progress: Callable[[int], None]) -> None:
+        self.stopping = True
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for tr in self.scripts.values():
+            await tr.stop()
+        done = 0
+        insts = list(self.instances.values())
+        for inst in insts:  # priority 0 from every master first, then the slower kernel work
+            inst.event(Event.STOP, release)
+        for inst in insts:
+            await inst.drain()
+            await inst.close()
+            done += 1
+            progress(done)
+            self.publish(f"vrrp.instance.{inst.s.name}", "delete", None)
+        self.instances.clear()
+        self.publish("vrrp.resume", "delete", None)
+        await self.runner.close()
+        await self.links.stop()
+        for rx in self.rx.values():
+            rx.close(self.loop)
+        for tx in self.tx.values():
+            tx.close()
+        for g in self.garps.values():
+            g.close()
+
+    # -- trackers ----------------------------------------------------------------------------------
+
+    def _track_status(self, inst: Instance) -> list[tuple[Any, bool]]:
+        out = []
+        for t in inst.s.tracks:
+            if t.kind == "interface":
+                link = self.links.links.get(t.name)
+                out.append((t, bool(link and link.up)))
+            elif t.kind == "script":
+                sc = self.scripts.get(t.name)
+                out.append((t, sc.good if sc is not None else True))
+        link = self.links.links.get(inst.s.interface)
+        if inst.ifindex and (link is None or not link.up):
+            from vrrpd.track import Track
+            out.append((Track("interface", inst.s.interface, 0), False))
+        return out
+
+    def _reevaluate(self, inst: Instance, start: bool = False) -> None:
+        fault, prio, reasons = effect(inst.s.priority, self._track_status(inst))
+        old_prio = inst.machine.effective_priority
+        inst.machine.set_priority(prio)
+        inst.fault_reasons = reasons
+        if start:
+            return
+        if prio != old_prio:
+            log.info("(%s) Changing effective priority from %d to %d", inst.s.name, old_prio, prio)
+            self._publish(inst)
+        want_fault = fault or inst.group_fault
+        if want_fault and inst.state in (State.BACKUP, State.MASTER):
+            inst.event(Event.FAULT, ", ".join(reasons) or "sync group")
+        elif not want_fault and inst.state == State.FAULT and inst.ifindex:
+            inst.event(Event.RECOVER)
+
+    def _link_changed(self, name: str) -> None:
+        if self.stopping:
+            return
+        for inst in list(self.instances.values()):
+            if inst.s.interface == name or any(t.kind == "interface" and t.name == name for t in inst.s.tracks):
+                if inst.ifindex:
+                    self._reevaluate(inst)
+        if self.pending:
+            self.loop.create_task(self._bring_up(False))
+
+    def _script_changed(self, tr: ScriptTracker) -> None:
+        if self.stopping:
+            return
+        for inst in list(self.instances.values()):
+            if any(t.kind == "script" and t.name == tr.name for t in inst.s.tracks) and inst.ifindex:
+                self._reevaluate(inst)
+
+    # -- transitions -------------------------------------------------------------------------------
+
+    def _transition(self, inst: Instance, a: Action) -> None:
+        s = inst.s
+        state = a.new.name if a.new != State.INIT else "STOP"
+        prio = inst.machine.effective_priority
+        if self.stopping and a.new != State.INIT:
+            return
+        key = {"MASTER": "notify_master", "BACKUP": "notify_backup", "FAULT": "notify_fault",
+               "STOP": "notify_stop"}.get(state)
+        if key and key in s.notify:
+            self.runner.spawn(s.notify[key])
+        if "notify" in s.notify:
+            self.runner.spawn(s.notify["notify"], ["INSTANCE", s.name, state, str(prio)])
+        for f in self.fifos:
+            f.write(fifo_line("INSTANCE", s.name, state, prio))
+        self._publish(inst)
+        if s.sync_group and a.new != State.INIT:
+            self._sync(inst, a)
+
+    def _sync(self, inst: Instance, a: Action) -> None:
+        group = inst.s.sync_group or ""
+        members = [self.instances[n] for n in self.groups.get(group, []) if n in self.instances and n != inst.s.name]
+        if a.new == State.FAULT:
+            for m in members:
+                m.group_fault = True
+                if m.state in (State.BACKUP, State.MASTER):
+                    m.event(Event.FAULT, f"sync group {group}")
+        elif a.old == State.FAULT:
+            for m in members:
+                m.group_fault = False
+                if m.state == State.FAULT and not m.fault_reasons and m.ifindex:
+                    m.event(Event.RECOVER)
+        elif a.new == State.MASTER:
+            for m in members:
+                if m.state == State.BACKUP:
+                    m.machine.deadline = m.loop.time()
+                    m.event(Event.TIMER)
+        elif a.new == State.BACKUP and a.old == State.MASTER:
+            for m in members:
+                if m.state == State.MASTER:
+                    m.machine.state = State.BACKUP  # leave master the same way a higher advert would
+                    m.machine.deadline = m.loop.time() + m.machine.master_down_interval()
+                    m._do(Action("vips_del"))
+                    m._do(Action("transition", old=State.MASTER, new=State.BACKUP, reason=f"sync group {group}"))
+                    m._arm()
+        states = {m.state for m in [inst, *members]}
+        if len(states) == 1:
+            st = next(iter(states)).name
+            gn = self.group_notify.get(group, {})
+            key = {"MASTER": "notify_master", "BACKUP": "notify_backup", "FAULT": "notify_fault"}.get(st)
+            if key and key in gn:
+                self.runner.spawn(gn[key])
+            if "notify" in gn:
+                self.runner.spawn(gn["notify"], ["GROUP", group, st])
+            for f in self.fifos:
+                f.write(fifo_line("GROUP", group, st, None))
+
+    # -- bus ---------------------------------------------------------------------------------------
+
+    def _publish(self, inst: Instance) -> None:
+        self.publish(f"vrrp.instance.{inst.s.name}", "state", inst.view())
+
+    def republish(self) -> None:
+        for inst in self.instances.values():
+            self._publish(inst)
+
+    async def _periodic(self) -> None:
+        last_stats = 0.0
+        while True:
+            await asyncio.sleep(RESUME_EVERY)
+            masters = {n: {"last_advert": i.last_advert, "priority": i.machine.effective_priority}
+                       for n, i in self.instances.items() if i.state == State.MASTER}
+            if masters:
+                self.publish("vrrp.resume", "state", {"instances": masters, "clock": "monotonic"})
+            now = time.monotonic()
+            if now - last_stats >= STATS_EVERY:
+                last_stats = now
+                self.publish("vrrp.stats", "state", self.stats())
+
+    def stats(self) -> dict[str, Any]:
+        return {"instances": {n: dict(i.counters) for n, i in self.instances.items()},
+                "sockets": dict(self.socket_counters),
+                "scripts": {n: {"good": t.good, "runs": t.runs} for n, t in self.scripts.items()}}
+
+    def dump(self) -> dict[str, Any]:
+        return {"instances": {n: {**i.view(), "counters": dict(i.counters),
+                                  "master_down_interval": i.machine.master_down_interval()}
+                              for n, i in self.instances.items()},
+                "pending": sorted(self.pending)}
