@@ -78,6 +78,7 @@ class IpvsBackend:
         self.flush_foreign = flush  # lvs_flush: the first reconcile also removes services we did not create
         self.ops = 0  # netlink changes sent (tests: a restart without change sends none)
         self.programmed: dict[ServiceKey, Service] = {}
+        self.errors: list[str] = []
 
     def close(self) -> None:
         self.sock.close()
@@ -101,36 +102,53 @@ class IpvsBackend:
             kw["netmask"] = "255.255.255.255"
         return IPVSService(**kw)
 
-    def read(self) -> dict[ServiceKey, tuple[KService, dict[tuple[str, int], dict[str, int]]]]:
+    def _parse(self, m: Any) -> KService:
+        a = m.get("IPVS_CMD_ATTR_SERVICE")
+        fam = "inet6" if a.get("IPVS_SVC_ATTR_AF") == socket.AF_INET6 else "inet"
+        fwmark = a.get("IPVS_SVC_ATTR_FWMARK") or 0
+        if fwmark:
+            key = ServiceKey(fam, "", "", 0, fwmark)
+        else:
+            key = ServiceKey(fam, PROTO_NAME.get(a.get("IPVS_SVC_ATTR_PROTOCOL"), "?"),
+                             str(a.get("IPVS_SVC_ATTR_ADDR")), int(a.get("IPVS_SVC_ATTR_PORT")))
+        fl = a.get("IPVS_SVC_ATTR_FLAGS")
+        flags = int(fl.get("flags", 0)) if fl is not None else 0
+        return KService(key, str(a.get("IPVS_SVC_ATTR_SCHED_NAME")), flags & 0xFFFF,
+                        int(a.get("IPVS_SVC_ATTR_TIMEOUT") or 0), str(a.get("IPVS_SVC_ATTR_NETMASK") or ""))
+
+    def _dests(self, key: ServiceKey) -> dict[tuple[str, int], dict[str, int]]:
+        dests: dict[tuple[str, int], dict[str, int]] = {}
+        for dm in self.sock.dest("dump", service=self._svc_obj(key)):
+            d = dm.get("IPVS_CMD_ATTR_DEST")
+            stats = d.get("IPVS_DEST_ATTR_STATS64") or d.get("IPVS_DEST_ATTR_STATS")
+            dests[(str(d.get("IPVS_DEST_ATTR_ADDR")), int(d.get("IPVS_DEST_ATTR_PORT")))] = {
+                "weight": int(d.get("IPVS_DEST_ATTR_WEIGHT")),
+                "fwd": int(d.get("IPVS_DEST_ATTR_FWD_METHOD")) & 0x7,
+                "u": int(d.get("IPVS_DEST_ATTR_U_THRESH") or 0),
+                "l": int(d.get("IPVS_DEST_ATTR_L_THRESH") or 0),
+                "active": int(d.get("IPVS_DEST_ATTR_ACTIVE_CONNS") or 0),
+                "inactive": int(d.get("IPVS_DEST_ATTR_INACT_CONNS") or 0),
+                "conns": int(stats.get("IPVS_STATS_ATTR_CONNS") or 0) if stats is not None else 0,
+            }
+        return dests
+
+    def read(self, only: set[ServiceKey] | None = None
+             ) -> dict[ServiceKey, tuple[KService, dict[tuple[str, int], dict[str, int]]]]:
+        """The kernel's services and their real servers (all, or only the keys in ``only``)."""
+        from pyroute2.netlink.exceptions import NetlinkError
+
         out: dict[ServiceKey, tuple[KService, dict[tuple[str, int], dict[str, int]]]] = {}
-        for m in self.sock.service("dump"):
-            a = m.get("IPVS_CMD_ATTR_SERVICE")
-            af = a.get("IPVS_SVC_ATTR_AF")
-            fam = "inet6" if af == socket.AF_INET6 else "inet"
-            fwmark = a.get("IPVS_SVC_ATTR_FWMARK") or 0
-            if fwmark:
-                key = ServiceKey(fam, "", "", 0, fwmark)
-            else:
-                key = ServiceKey(fam, PROTO_NAME.get(a.get("IPVS_SVC_ATTR_PROTOCOL"), "?"),
-                                 str(a.get("IPVS_SVC_ATTR_ADDR")), int(a.get("IPVS_SVC_ATTR_PORT")))
-            fl = a.get("IPVS_SVC_ATTR_FLAGS")
-            flags = int(fl.get("flags", 0)) if fl is not None else 0
-            ks = KService(key, str(a.get("IPVS_SVC_ATTR_SCHED_NAME")), flags & 0xFFFF,
-                          int(a.get("IPVS_SVC_ATTR_TIMEOUT") or 0), str(a.get("IPVS_SVC_ATTR_NETMASK") or ""))
-            dests: dict[tuple[str, int], dict[str, int]] = {}
-            for dm in self.sock.dest("dump", service=self._svc_obj(key)):
-                d = dm.get("IPVS_CMD_ATTR_DEST")
-                stats = d.get("IPVS_DEST_ATTR_STATS64") or d.get("IPVS_DEST_ATTR_STATS")
-                dests[(str(d.get("IPVS_DEST_ATTR_ADDR")), int(d.get("IPVS_DEST_ATTR_PORT")))] = {
-                    "weight": int(d.get("IPVS_DEST_ATTR_WEIGHT")),
-                    "fwd": int(d.get("IPVS_DEST_ATTR_FWD_METHOD")) & 0x7,
-                    "u": int(d.get("IPVS_DEST_ATTR_U_THRESH") or 0),
-                    "l": int(d.get("IPVS_DEST_ATTR_L_THRESH") or 0),
-                    "active": int(d.get("IPVS_DEST_ATTR_ACTIVE_CONNS") or 0),
-                    "inactive": int(d.get("IPVS_DEST_ATTR_INACT_CONNS") or 0),
-                    "conns": int(stats.get("IPVS_STATS_ATTR_CONNS") or 0) if stats is not None else 0,
-                }
-            out[key] = (ks, dests)
+        if only is None:
+            services = [self._parse(m) for m in self.sock.service("dump")]
+        else:
+            services = []
+            for key in sorted(only):
+                try:
+                    services.extend(self._parse(m) for m in self.sock.service("get", service=self._svc_obj(key)))
+                except NetlinkError:  # ESRCH/ENOENT: not in the kernel
+                    continue
+        for ks in services:
+            out[ks.key] = (ks, self._dests(ks.key))
         return out
 
     # -- writing -----------------------------------------------------------------------------------
@@ -145,11 +163,19 @@ class IpvsBackend:
     def _do(self, what: str, fn: Any, *args: Any, **kw: Any) -> None:
         self.ops += 1
         log.debug("IPVS: %s", what)
-        fn(*args, **kw)
+        try:
+            fn(*args, **kw)
+        except Exception as e:  # one refused entry must not stop the others (keepalived logs and goes on)
+            self.errors.append(f"{what}: {e}")
+            log.error("IPVS: cannot %s: %s", what, e)
 
-    def reconcile(self, services: dict[ServiceKey, Service]) -> int:
+    def reconcile(self, services: dict[ServiceKey, Service], only: set[ServiceKey] | None = None) -> int:
+        """Bring the kernel to ``services``; with ``only``, look at (and change) just those keys (a health
+        event touches one service: reading the whole table for it would cost milliseconds per thousand)."""
         before = self.ops
-        actual = self.read()
+        actual = self.read(only)
+        if only is not None:
+            services = {k: v for k, v in services.items() if k in only}
         for key, (_ks, _dests) in sorted(actual.items()):
             if key in services:
                 continue
@@ -166,7 +192,9 @@ class IpvsBackend:
                 have_dests: dict[tuple[str, int], dict[str, int]] = {}
             else:
                 ks, have_dests = have
-                if (ks.scheduler, ks.flags & 0xFF, ks.timeout) != (svc.scheduler, want_flags, svc.persistence_timeout) \
+                # The kernel sets HASHED (0x2) on every service in its table: never a difference.
+                if (ks.scheduler, ks.flags & 0xFD, ks.timeout) != (svc.scheduler, want_flags & 0xFD,
+                                                                   svc.persistence_timeout) \
                         or (want_mask and ks.netmask and ks.netmask != want_mask):
                     log.info("Changing service %s", key)
                     self._do(f"set service {key}", self.sock.service, "set", service=self._svc_obj(key, svc))
@@ -189,8 +217,14 @@ class IpvsBackend:
                     self._do(f"set dest {dk}", self.sock.dest, "set", service=self._svc_obj(key),
                              dest=self._dest_obj(d))
             self.owned.add(key)
-        self.owned = set(services)
-        self.programmed = dict(services)
+        if only is None:
+            self.owned = set(services)
+            self.programmed = dict(services)
+        else:
+            self.owned -= only - set(services)
+            for k in only:
+                self.programmed.pop(k, None)
+            self.programmed.update(services)
         return self.ops - before
 
     def clear(self, flush_all: bool = False) -> int:

@@ -71,6 +71,7 @@ class Engine:
 
             self.sysctl = Sysctls(self.state.get("sysctl"))
         self.started_flush = False
+        self.ipvs_synced = False
 
     # -- state file --------------------------------------------------------------------------------
 
@@ -166,7 +167,7 @@ class Engine:
             log.warning("%s", n)
         self.config = config
         self.assign = ch.backend
-        return self.update()
+        return self.update(full=True)
 
     def set_health(self, rs_key: str, data: dict[str, Any] | None) -> Result:
         if data is None:
@@ -175,7 +176,8 @@ class Engine:
             self.health[rs_key] = data
         return self.update()
 
-    def update(self) -> Result:
+    def update(self, full: bool = False) -> Result:
+        """Plan and apply. ``full`` re-reads everything (configure does); health events look only at what moved."""
         if self.config is None:
             return Result()
         planned = self.planner.plan(self.config, self.health)
@@ -191,7 +193,15 @@ class Engine:
             if ipvs_svcs or self._probe_ipvs():
                 flush = bool(self.config.global_defs.lvs_flush) and not self.started_flush
                 self.started_flush = True
-                res.changes += self._ipvs(flush).reconcile(ipvs_svcs)
+                be = self._ipvs(flush)
+                only: set[ServiceKey] | None = None
+                if self.ipvs_synced and not full:
+                    # After one full pass, only services whose desired state moved are looked at.
+                    only = {k for k in set(ipvs_svcs) | set(be.programmed)
+                            if be.programmed.get(k) != ipvs_svcs.get(k)}
+                if only is None or only:
+                    res.changes += be.reconcile(ipvs_svcs, only)
+                self.ipvs_synced = True
         if self.sysctl is not None and nft_svcs:
             # conntrack sysctls exist only once nftables' NAT rules loaded conntrack: a second look
             self.sysctl.want(self.wanted_sysctls(planned.services))
