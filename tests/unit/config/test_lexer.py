@@ -405,14 +405,31 @@ def test_unreadable_include_is_an_error(tmp_path: Path) -> None:
     assert problems(diag) == [f"{main}:2: included '{tmp_path}/sub' is a directory, not a file"]
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can read any file")
 def test_include_without_permission_is_an_error(tmp_path: Path) -> None:
-    secret = write(tmp_path / "secret.conf", "x\n")
-    secret.chmod(0)
-    main = write(tmp_path / "main.conf", "a\n\ninclude secret.conf\n")
-    diag = Diagnostics()
-    read_lines(str(main), diag)
-    assert problems(diag) == [f"{main}:3: cannot read included file '{secret}': Permission denied"]
+    """As root every file is readable: the read runs in a child without CAP_DAC_OVERRIDE/READ_SEARCH."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="pka-perm-") as tmp:
+        base = Path(tmp)
+        secret = write(base / "secret.conf", "x\n")
+        secret.chmod(0)
+        main = write(base / "main.conf", "a\n\ninclude secret.conf\n")
+        code = (
+            "from supervisor.config.diag import Diagnostics\n"
+            "from supervisor.config.lexer import read_lines\n"
+            "d = Diagnostics()\n"
+            f"read_lines({str(main)!r}, d)\n"
+            "print('\\n'.join(str(p) for p in d))\n"
+        )
+        caps = "-dac_override,-dac_read_search"
+        drop = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"] if os.geteuid() == 0 else []
+        out = subprocess.run(
+            [*drop, sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+            cwd=str(Path(__file__).resolve().parents[3]),
+        )
+        assert out.stdout.splitlines() == [f"{main}:3: cannot read included file '{secret}': Permission denied"]
 
 
 def test_include_loop_is_an_error_naming_the_chain(tmp_path: Path) -> None:
