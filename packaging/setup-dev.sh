@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what a fresh Debian 12 machine lacks to run and test pykeepalived, idempotently:
 # Debian packages (keepalived as oracle/peer, ipvsadm, nftables, libnftables, tcpdump, busybox for UML),
-# a virtual environment in .venv with the project and its test extra.
+# the User-Mode Linux kernel in .cache/uml, a virtual environment in .venv with the project and its
+# test extra.
 # Fast when everything is already there: each step checks before it acts.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +21,9 @@ if ((${#missing[@]})); then
     # Debian's keepalived package may start a daemon of its own: it is only our oracle and peer.
     pkill -x keepalived 2>/dev/null || true
 fi
+
+# Kernel IPVS is tested inside User-Mode Linux (the build machines' kernel has no IPVS).
+bash packaging/setup-uml.sh
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
