@@ -4,7 +4,8 @@ Signals and ``pykeepalivectl`` requests end up here as the same commands, so SIG
 ``pykeepalivectl reload`` take exactly the same path (circus's design):
 
     stop      SIGTERM, SIGINT            orderly stop; a second one kills the roles at once
-    reload    SIGHUP, ctl reload         validate, new generation, roles apply the difference
+    reload    SIGHUP, ctl reload         parse in a thread, then reload-apply: validate, new generation,
+                                         roles apply the difference (ctl is answered when all acked)
     data      SIGUSR1                    every role writes RUN/<role>.data; we write RUN/supervisor.data
     stats     SIGUSR2                    the VRRP role writes RUN/vrrp.stats
     status    ctl status                 roles (pid, state, uptime, restarts, RSS, CPU) and cached state
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import psutil  # type: ignore[import-untyped]
 
 from supervisor.broker import RequestError
+from supervisor.config.load import LoadResult
 
 if TYPE_CHECKING:
     from supervisor.daemon import Supervisor
@@ -36,6 +38,14 @@ async def handle_command(sup: Supervisor, cmd: str, args: dict[str, Any]) -> Any
         return "stopping"
     if cmd == "reload":
         return sup.begin_reload(str(why))
+    if cmd == "reload-apply":
+        # Internal: the parse started by "reload" is done. Only the supervisor itself can send a
+        # LoadResult (a control request is JSON), so a client cannot inject a configuration here.
+        result = args.get("result")
+        if not isinstance(result, (LoadResult, Exception)) or not sup.reloading:
+            raise RequestError("unknown command 'reload-apply'")
+        sup.apply_reload(result)
+        return None
     if cmd == "data":
         sup.forward_signal(signal.SIGUSR1, ("vrrp", "checker", "ipvs"))
         _write_json(os.path.join(sup.run_dir, "supervisor.data"), status(sup))

@@ -198,9 +198,11 @@ class Supervisor:
         self.startup_done = False
         self.reloading = False
         self.reload_queued = False
-        self.reload_target = 0
+        self.reload_target: int | None = None  # set once the new generation is out
         self.reload_started = 0.0
         self.reloads = 0
+        self.reload_answer: asyncio.Future[str] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self.started = time.time()
         self.stopped = asyncio.Event()
         for role in ROLES:
@@ -325,7 +327,12 @@ class Supervisor:
             cmd, args, fut = await self.commands.get()
             try:
                 result = await handle_command(self, cmd, args)
-                if fut is not None and not fut.done():
+                if isinstance(result, asyncio.Future):
+                    # Answered later (a reload answers once the roles have applied it); the
+                    # dispatcher goes on with the next command meanwhile.
+                    if fut is not None:
+                        result.add_done_callback(functools.partial(_chain, fut))
+                elif fut is not None and not fut.done():
                     fut.set_result(result)
             except Exception as e:
                 if fut is not None and not fut.done():
@@ -348,7 +355,13 @@ class Supervisor:
             self.children[role].handle(Ev.STOP)
         self._check_progress()
 
-    def begin_reload(self, why: str) -> str:
+    def begin_reload(self, why: str) -> str | asyncio.Future[str]:
+        """Start a reload; the answer (a future for ``pykeepalivectl reload``) comes when it is done.
+
+        The configuration is parsed in a worker thread so that the loop keeps reading heartbeats (a
+        big configuration must not make healthy roles look unresponsive) and keeps answering
+        commands; the result comes back through the dispatcher as ``reload-apply``.
+        """
         if self.stopping:
             return "stopping: reload ignored"
         if self.reloading:
@@ -358,21 +371,43 @@ class Supervisor:
         log.info("Reloading (%s)", why)
         notify_systemd.notify("RELOADING=1", "STATUS=Reloading")
         self.reloading = True
+        self.reload_target = None
         self.reload_started = time.monotonic()
-        result = load_config(self.config_path, config_id=self.opts.config_id)
+        self.reload_answer = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(self._parse_for_reload())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return self.reload_answer
+
+    async def _parse_for_reload(self) -> None:
+        result: LoadResult | Exception
+        try:
+            result = await asyncio.to_thread(load_config, self.config_path, config_id=self.opts.config_id)
+        except Exception as e:  # a bug in the parser must not leave the reload hanging
+            log.exception("Reload failed: error reading %s", self.config_path)
+            result = e
+        self.commands.put_nowait(("reload-apply", {"result": result}, None))
+
+    def apply_reload(self, result: object) -> None:
+        if not isinstance(result, LoadResult):
+            self._reload_finished(False, "failed: could not read the configuration (see the log)")
+            return
+        if self.stopping:
+            self._reload_finished(False, "stopping: reload abandoned")
+            return
         log_problems(result)
         if not usable(result, reload=True) or result.config is None:
             log.error("Reload failed: %s has errors; keeping the running configuration (generation %d)",
                       self.config_path, self.gen)
-            self._reload_finished(ok=False)
-            return "failed: configuration errors (see the log)"
+            self._reload_finished(False, "failed: configuration errors (see the log)")
+            return
         new = result.config
         for field, label in (("net_namespace", "net_namespace"), ("instance", "instance")):
             if getattr(new, field) != getattr(self.config, field):
                 log.error("Reload failed: %s changed from %r to %r - please restart", label,
                           getattr(self.config, field), getattr(new, field))
-                self._reload_finished(ok=False)
-                return f"failed: {label} changed, needs a restart"
+                self._reload_finished(False, f"failed: {label} changed, needs a restart")
+                return
         self.write_generation(new)
         self.reload_target = self.gen
         self.publish_generation()
@@ -391,14 +426,18 @@ class Supervisor:
                 c.handle(Ev.STOP)
                 self.broker.cache.drop_sender(role)
         self._check_progress()
-        return f"reloading to generation {self.gen}"
 
-    def _reload_finished(self, ok: bool) -> None:
+    def _reload_finished(self, ok: bool, answer: str = "") -> None:
         self.reloading = False
+        self.reload_target = None
         if ok:
             self.reloads += 1
             log.info("Reload complete (generation %d, %.2f s)", self.gen, time.monotonic() - self.reload_started)
+            answer = f"reloaded: configuration generation {self.gen}"
         notify_systemd.notify("READY=1", f"STATUS=Running, configuration generation {self.gen}")
+        if self.reload_answer is not None and not self.reload_answer.done():
+            self.reload_answer.set_result(answer)
+        self.reload_answer = None
         if self.reload_queued:
             self.reload_queued = False
             self.commands.put_nowait(("reload", {"why": "queued"}, None))
@@ -433,7 +472,7 @@ class Supervisor:
             log.info("Startup complete")
             notify_systemd.notify("READY=1", f"STATUS=Running, configuration generation {self.gen}",
                                   f"MAINPID={os.getpid()}")
-        elif self.reloading and settled and self.gen >= self.reload_target:
+        elif self.reloading and settled and self.reload_target is not None and self.gen >= self.reload_target:
             self._reload_finished(ok=True)
 
     async def _ticker(self) -> None:
@@ -487,6 +526,16 @@ class Supervisor:
         from supervisor.control import status
 
         return status(self)
+
+
+def _chain(target: asyncio.Future[Any], source: asyncio.Future[Any]) -> None:
+    if not target.done():
+        if source.cancelled():
+            target.cancel()
+        elif source.exception() is not None:
+            target.set_exception(source.exception())  # type: ignore[arg-type]
+        else:
+            target.set_result(source.result())
 
 
 def _log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -135,7 +135,7 @@ class Daemon:
         """Later ``wait_log`` calls only look at what is logged from now on."""
         self.log_offset = len(self.log)
 
-    def wait_log(self, pattern: str, timeout: float = 10, count: int = 1) -> str:
+    def wait_log(self, pattern: str, timeout: float = 20, count: int = 1) -> str:
         rx = re.compile(pattern)
 
         def found() -> str | None:

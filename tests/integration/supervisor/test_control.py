@@ -188,3 +188,20 @@ def test_control_socket_is_root_only(daemon: MakeDaemon) -> None:
         assert "Permission denied" in r.stderr
     d.signal(signal.SIGTERM)
     assert d.wait_exit() == 0
+
+
+def test_ctl_reload_answers_when_applied(daemon: MakeDaemon) -> None:
+    d = daemon().start()
+    d.write_config(config_text((VIP_B,)))
+    r = d.ctl("reload")
+    assert r.returncode == 0 and "reloaded: configuration generation 2" in r.stdout, (r.stdout, r.stderr)
+    assert d.vips() == {VIP_B}  # the answer came after vrrp applied it
+    d.write_config(config_text(broken=True))
+    r = d.ctl("reload")
+    assert r.returncode == 0 and "failed: configuration errors" in r.stdout
+    from supervisor.ctl import request
+
+    reply = request(str(d.run_dir), {"cmd": "reload-apply", "result": {"config": {}}}, timeout=5)
+    assert reply == {"ok": False, "error": "unknown command 'reload-apply'"}  # internal only
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit() == 0
