@@ -59,6 +59,7 @@ class Ev(Enum):
     HEARTBEAT = auto()
     EXIT = auto()
     TICK = auto()
+    STALL = auto()  # the supervisor's own loop did not run for a while: heartbeats were not read
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +145,7 @@ class Child:
     # -- the table ---------------------------------------------------------------------------------
 
     def handle(self, ev: Ev, *, status: int | None = None, gen: int = 0, progress: int | None = None,
-               pid: int | None = None) -> None:
+               pid: int | None = None, lag: float = 0.0) -> None:
         handler = _TABLE.get((self.state, ev))
         if handler is None:
             self.ignored[(self.state, ev)] += 1
@@ -154,7 +155,7 @@ class Child:
             # was just restarted): it says nothing about the current one.
             self.ignored[(self.state, ev)] += 1
             return
-        handler(self, status=status, gen=gen, progress=progress)
+        handler(self, status=status, gen=gen, progress=progress, lag=lag)
 
     def _to(self, state: State, reason: str) -> None:
         if state is not self.state:
@@ -270,6 +271,10 @@ class Child:
         now = self.os.monotonic()
         self.hb_deadline = max(self.grace_until, now + self.tunables.hb_timeout)
 
+    def _on_stall(self, *, lag: float = 0.0, **_: object) -> None:
+        # Heartbeats that arrived while the supervisor was not looking are not missing ones.
+        self.hb_deadline += lag
+
     def _on_heartbeat_stopping(self, *, progress: int | None = None, **_: object) -> None:
         # Only progress buys time: a role that heartbeats but removes nothing is stuck (issue #1173's
         # residue came from a fixed wait; ours waits as long as the teardown moves).
@@ -361,6 +366,8 @@ _TABLE: dict[tuple[State, Ev], Callable[..., None]] = {
     (S.STARTING, E.HEARTBEAT): C._on_heartbeat,
     (S.RUNNING, E.HEARTBEAT): C._on_heartbeat,
     (S.STOPPING, E.HEARTBEAT): C._on_heartbeat_stopping,
+    (S.STARTING, E.STALL): C._on_stall,
+    (S.RUNNING, E.STALL): C._on_stall,
     (S.STARTING, E.TICK): C._on_tick_live,
     (S.RUNNING, E.TICK): C._on_tick_live,
     (S.UNRESPONSIVE, E.TICK): C._on_tick_unresponsive,

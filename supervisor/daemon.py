@@ -62,7 +62,9 @@ MODULES = {"vrrp": "vrrpd", "checker": "checkerd", "ipvs": "ipvsd"}
 PIDFILE_NAMES = {"supervisor": "pykeepalived.pid", "vrrp": "vrrp.pid", "checker": "checkers.pid", "ipvs": "ipvs.pid"}
 TUNABLES_ENV = "PYKEEPALIVED_TUNABLES"
 FALLBACK_LOG = "pykeepalived.log"  # a daemon's log when there is no syslog socket
-SCRIPT_KILL_GRACE = 2.0  # keepalived: SIGTERM, then SIGKILL 2 s later
+SCRIPT_KILL_GRACE = 2.0
+TICK = 0.1  # how often the state machines look at their deadlines
+STALL_LAG = 1.0  # a tick this late means the supervisor itself was stalled  # keepalived: SIGTERM, then SIGKILL 2 s later
 
 
 # -- configuration -------------------------------------------------------------------------------------
@@ -476,9 +478,17 @@ class Supervisor:
             self._reload_finished(ok=True)
 
     async def _ticker(self) -> None:
+        last = self.os.monotonic()
         while True:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(TICK)
             try:
+                now = self.os.monotonic()
+                lag = now - last - TICK
+                last = now
+                if lag > STALL_LAG:
+                    log.warning("Supervisor loop stalled for %.1f s: extending heartbeat deadlines", lag)
+                    for c in self.children.values():
+                        c.handle(Ev.STALL, lag=lag)
                 for c in self.children.values():
                     c.handle(Ev.TICK)
                 self._check_progress()

@@ -206,3 +206,13 @@ def test_next_deadline() -> None:
     assert c.next_deadline() is None
     c.handle(Ev.START)
     assert c.next_deadline() == fos.now + 30
+
+
+def test_supervisor_stall_is_not_a_heartbeat_miss() -> None:
+    c, fos, _ = make(hb_timeout=5, start_grace=1)
+    c.handle(Ev.START)
+    c.handle(Ev.READY, pid=c.pid)
+    fos.advance(8)  # the supervisor's loop was blocked: the role's heartbeats sit unread in the socket
+    c.handle(Ev.STALL, lag=8)
+    c.handle(Ev.TICK)
+    assert c.state is State.RUNNING
