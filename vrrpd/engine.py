@@ -221,8 +221,8 @@ class Engine:
 
     def _start_instance(self, inst: Instance, first: bool) -> None:
         self._reevaluate(inst, start=True)
-        if inst.fault_reasons:
-            inst.event(Event.FAULT, ", ".join(inst.fault_reasons))
+        if inst.fault_reasons or inst.group_fault:
+            inst.event(Event.FAULT, ", ".join(inst.fault_reasons) or f"sync group {inst.s.sync_group}")
             self._publish(inst)
             return
         if first and self._may_resume(inst):
@@ -316,18 +316,27 @@ class Engine:
         return out
 
     def _reevaluate(self, inst: Instance, start: bool = False) -> None:
-        fault, prio, reasons = effect(inst.s.priority, self._track_status(inst))
+        _, prio, reasons = effect(inst.s.priority, self._track_status(inst))
         old_prio = inst.machine.effective_priority
         inst.machine.set_priority(prio)
         inst.fault_reasons = reasons
+        group = inst.s.sync_group
+        members = [self.instances[n] for n in self.groups.get(group or "", []) if n in self.instances]
+        for m in members:
+            # a member is held in FAULT while any other member has a fault of its own
+            m.group_fault = any(o.fault_reasons for o in members if o is not m)
         if start:
             return
         if prio != old_prio:
             log.info("(%s) Changing effective priority from %d to %d", inst.s.name, old_prio, prio)
             self._publish(inst)
-        want_fault = fault or inst.group_fault
+        for m in members or [inst]:
+            self._apply_fault(m)
+
+    def _apply_fault(self, inst: Instance) -> None:
+        want_fault = bool(inst.fault_reasons) or inst.group_fault
         if want_fault and inst.state in (State.BACKUP, State.MASTER):
-            inst.event(Event.FAULT, ", ".join(reasons) or "sync group")
+            inst.event(Event.FAULT, ", ".join(inst.fault_reasons) or f"sync group {inst.s.sync_group}")
         elif not want_fault and inst.state == State.FAULT and inst.ifindex:
             inst.event(Event.RECOVER)
 
@@ -371,16 +380,8 @@ class Engine:
     def _sync(self, inst: Instance, a: Action) -> None:
         group = inst.s.sync_group or ""
         members = [self.instances[n] for n in self.groups.get(group, []) if n in self.instances and n != inst.s.name]
-        if a.new == State.FAULT:
-            for m in members:
-                m.group_fault = True
-                if m.state in (State.BACKUP, State.MASTER):
-                    m.event(Event.FAULT, f"sync group {group}")
-        elif a.old == State.FAULT:
-            for m in members:
-                m.group_fault = False
-                if m.state == State.FAULT and not m.fault_reasons and m.ifindex:
-                    m.event(Event.RECOVER)
+        if a.new == State.FAULT or a.old == State.FAULT:
+            pass  # faults are shared through group_fault (see _reevaluate)
         elif a.new == State.MASTER:
             for m in members:
                 if m.state == State.BACKUP:
