@@ -20,6 +20,20 @@ Wire format (one ZeroMQ multipart message)::
 Compatibility: a receiver rejects a body whose major ``v`` it does not know and ignores keys it does
 not know, so a minor addition is a new key and needs no version change. A rejected message is dropped
 and counted by reason (``Rejects``); nothing malformed ever raises past ``from_wire``.
+
+Topics in use (``kind`` in brackets; "state" keys are kept by the last-value cache):
+
+    cfg.generation            [state]      supervisor: {"gen", "path"} the generation roles must run
+    role.<role>               [state]      a role: {"state": "ready"|"stopping", "gen", "pid"};
+                                           deleted when it has stopped
+    hb.<role>                 [heartbeat]  a role, every hb_interval: {"gen", "loop_lag_ms", "progress",
+                                           "stopping"} (progress counts teardown steps during a stop)
+    vrrp.instance.<name>      [state]      vrrp: {"state", "priority", "interface", "vips"}
+    checker.rs.<vs>/<rs>      [state]      checker: {"vs", "rs", "health": "up"|"down", "weight", …}
+    ipvs.vs.<vs>              [state]      ipvs: {"scheduler", "method", "protocol", "real_servers",
+                                           "up", "programmed"}
+
+``<vs>`` is ``ADDR:PORT``, ``fwmark:N`` or ``group:NAME``; ``<rs>`` is ``ADDR:PORT``.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ class Daemon:
         env = dict(os.environ, PYKEEPALIVED_TUNABLES=self.tunables, PYKEEPALIVED_FAULTS=str(self.faults))
         env.pop("NOTIFY_SOCKET", None)
         # A fork in a process with threads (a ZeroMQ context has some) is an error here (P2).
-        env["PYTHONWARNINGS"] = "error::DeprecationWarning:supervisor.daemon"
+        env["PYTHONWARNINGS"] = "error::DeprecationWarning"
         env.update(self.env)
         self.mark()  # wait only for what this start logs
         fg = ["-n"] if self.foreground else []
