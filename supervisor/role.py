@@ -297,7 +297,7 @@ class Runtime:
             return
         for entry in os.listdir(d) if os.path.isdir(d) else []:
             role, _, what = entry.partition(".")
-            if role != self.impl.name:
+            if role != self.impl.name or what in ("slowstop", "stuckstop"):  # those are read at stop
                 continue
             os.unlink(os.path.join(d, entry))
             if what == "raise":
