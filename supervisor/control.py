@@ -70,11 +70,18 @@ async def handle_command(sup: Supervisor, cmd: str, args: dict[str, Any]) -> Any
     raise RequestError(f"unknown command {cmd!r}")
 
 
+_procs: dict[int, psutil.Process] = {}  # kept so that cpu_percent measures since the previous status
+
+
 def _proc(pid: int | None) -> dict[str, Any]:
     if pid is None:
         return {}
     try:
-        p = psutil.Process(pid)
+        p = _procs.get(pid)
+        if p is None or not p.is_running():
+            p = _procs[pid] = psutil.Process(pid)
+            for old in [q for q, proc in _procs.items() if not proc.is_running()]:
+                del _procs[old]
         with p.oneshot():
             return {"rss": p.memory_info().rss, "cpu_percent": p.cpu_percent(interval=None),
                     "cpu_seconds": round(sum(p.cpu_times()[:2]), 3)}
