@@ -1,4 +1,4 @@
-"""ipvsd.role.IpvsRole with a fake data plane: health events reach the backend, the bus gets what was
+"""ipvsd.daemon.IpvsRole with a fake data plane: health events reach the backend, the bus gets what was
 programmed, a configuration no backend can serve is a CONFIG exit, stop clears."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from ipvsd.daemon import IpvsRole
 from ipvsd.desired import Service, ServiceKey
 from ipvsd.reconcile import Engine
-from ipvsd.role import IpvsRole
 from supervisor.bus import Envelope
 from supervisor.config.load import load_text
 from supervisor.role import RoleExit

@@ -1,12 +1,10 @@
-"""The minimal roles' pure parts: what vrrpd holds, what checkerd reports, what ipvsd would program."""
+"""The roles' pure parts: what vrrpd holds and what checkerd reports (ipvsd: tests/unit/ipvsd/test_role.py)."""
 
 from __future__ import annotations
 
 import asyncio
 
 from checkerd.daemon import CheckerRole, real_servers
-from ipvsd.daemon import IpvsRole
-from supervisor.bus import Envelope
 from supervisor.config.load import load_text
 from supervisor.config.model.config import Config
 from vrrpd.config import instances
@@ -61,21 +59,6 @@ class _Rt:
 
     def publish(self, topic: str, kind: str, data: object = None) -> None:
         self.sent.append((topic, kind, data))
-
-
-def test_ipvs_follows_health_and_config() -> None:
-    role = IpvsRole()
-    rt = _Rt()
-    role.rt = rt  # type: ignore[assignment]
-    asyncio.run(role.apply(_config(), 1))
-    assert role.published["192.0.2.10:80"]["up"] == 0
-    for key, data in real_servers(_config()).items():
-        role.on_state(Envelope(f"checker.rs.{key}", "state", "checker", 1, 1, 1, 0.0, data))
-    assert role.published["192.0.2.10:80"]["real_servers"] == {"198.51.100.2:80": 3, "198.51.100.3:80": 1}
-    role.on_state(Envelope("checker.rs.192.0.2.10:80/198.51.100.3:80", "delete", "checker", 1, 2, 1, 0.0, {}))
-    assert role.published["192.0.2.10:80"]["up"] == 1
-    asyncio.run(role.apply(_config(CONF.split("virtual_server")[0]), 2))
-    assert role.published == {} and rt.sent[-1] == ("ipvs.vs.192.0.2.10:80", "delete", None)
 
 
 def test_checker_apply_publishes_only_differences() -> None:
