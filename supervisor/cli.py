@@ -15,6 +15,7 @@ from supervisor.config.diag import Diagnostics
 from supervisor.config.dump import dump_text
 from supervisor.config.load import load_config
 from supervisor.config.toml_io import to_toml
+from supervisor.exitcodes import ConfigTestCode
 from supervisor.options import build_parser
 
 EXIT_CANNOT_READ = 1
@@ -62,6 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         # genhash lives in the checker role; the supervisor starts role code by module name only.
         os.execv(sys.executable, [sys.executable, "-c", _GENHASH, *args[1:]])
     opts = build_parser().parse_args(args)
+    if opts.namespace and (opts.config_test is not None or opts.dump_toml):
+        # The verdict depends on the interfaces of the namespace the daemon would run in.
+        from supervisor.netns import NetnsError, enter
+
+        try:
+            enter(opts.namespace)
+        except NetnsError as exc:
+            print(f"pykeepalived: {exc}", file=sys.stderr)
+            return int(ConfigTestCode.CANNOT_RUN)
     if opts.config_test is not None:
         return config_test(opts.config_file, opts.config_id, opts.config_test, opts.dump_conf)
     if opts.dump_toml:

@@ -68,3 +68,22 @@ def test_genhash_mode_must_come_first() -> None:
     r = run("-T", "-h")
     assert r.returncode == 1
     assert "Usage: pykeepalived --genhash" in r.stdout + r.stderr
+
+
+def test_config_test_looks_at_the_interfaces_of_the_namespace(tmp_path: Path) -> None:
+    """-s: interfaces are checked where the daemon would run (root only: it makes a namespace)."""
+    import os
+
+    from tests.lab.netns import Namespace
+
+    if os.geteuid() != 0:
+        import pytest
+
+        pytest.skip("needs root to create a network namespace")
+    conf = tmp_path / "k.conf"
+    conf.write_text(GOOD.replace("interface lo", "interface eth7"))
+    with Namespace("cli") as ns:
+        assert run("-t", "-f", str(conf), "-s", ns.name).returncode == 5
+        ns.add_dummy("eth7")
+        assert run("-t", "-f", str(conf), "-s", ns.name).returncode == 0
+    assert run("-t", "-f", str(conf), "-s", "pka-no-such-ns").returncode == 4
