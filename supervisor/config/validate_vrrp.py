@@ -8,8 +8,7 @@ silently.
 
 from __future__ import annotations
 
-import ipaddress
-
+from supervisor.config import values as v
 from supervisor.config.diag import Where
 from supervisor.config.model.config import Config
 from supervisor.config.model.vrrp import VrrpInstance
@@ -22,7 +21,7 @@ def where_of(source: str) -> Where:
 
 
 def _family(address: str) -> int:
-    return ipaddress.ip_interface(address).version
+    return v.ip_interface(address).version
 
 
 def _instance(inst: VrrpInstance, config: Config, ctx: Ctx) -> None:
@@ -54,7 +53,7 @@ def _instance(inst: VrrpInstance, config: Config, ctx: Ctx) -> None:
             inst.virtual_ipaddress = [vip for vip in vips if _family(vip.address) == first]
         inst.family = "inet6" if first == 6 else "inet"
     elif inst.unicast_src_ip:
-        inst.family = "inet6" if ipaddress.ip_address(inst.unicast_src_ip).version == 6 else "inet"
+        inst.family = "inet6" if v.ip_address(inst.unicast_src_ip).version == 6 else "inet"
     elif not inst.no_virtual_ipaddress:
         diag.warn(at, f"{name} no VIP specified")
 

@@ -7,6 +7,7 @@ default when they get None, as keepalived does after a bad value.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import re
@@ -16,6 +17,12 @@ from supervisor.config.tree import Node
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Large configurations repeat the same real-server and VIP addresses thousands of times, and the
+# standard library's parsing is the costliest step of a load: parse each distinct text once.
+# (The results are immutable, so sharing them is safe; a ValueError is not cached and re-raised.)
+ip_address = functools.lru_cache(maxsize=65536)(ipaddress.ip_address)
+ip_interface = functools.lru_cache(maxsize=65536)(ipaddress.ip_interface)
 
 _TRUE = {"on", "true", "yes"}
 _FALSE = {"off", "false", "no"}
@@ -96,7 +103,7 @@ def parse_ip(node: Node, diag: Diagnostics, index: int = 0, what: str = "an IP a
 
 def ip_or_error(node: Node, diag: Diagnostics, word: str) -> IPAddress | None:
     try:
-        return ipaddress.ip_address(word.split("%", 1)[0])
+        return ip_address(word.split("%", 1)[0])
     except ValueError:
         diag.error(node.where, f"{node.keyword}: invalid IP address '{word}'")
         return None
@@ -105,7 +112,7 @@ def ip_or_error(node: Node, diag: Diagnostics, word: str) -> IPAddress | None:
 def parse_prefix(node: Node, diag: Diagnostics, word: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
     """ADDR[/LEN]; a bare address gets the host prefix (/32 or /128), as keepalived gives it."""
     try:
-        return ipaddress.ip_interface(word)
+        return ip_interface(word)
     except ValueError:
         diag.error(node.where, f"{node.keyword}: invalid IP address '{word}'")
         return None

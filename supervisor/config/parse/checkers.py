@@ -107,7 +107,7 @@ def _address(field: str, other: str, what: str) -> Handler:
         if value is None:
             return
         other_value = getattr(obj, other)
-        if other in obj.explicit and other_value is not None and ipaddress.ip_address(other_value).version != value.version:
+        if other in obj.explicit and other_value is not None and v.ip_address(other_value).version != value.version:
             ctx.diag.error(node.where, f"{node.keyword} address {value} does not match address family of {what} - skipping")
             return
         setattr(obj, field, str(value))
@@ -502,7 +502,7 @@ _TYPES: dict[str, tuple[Table, int, float | None, bool]] = {
 def _link_local_ok(ch: Tracked[Checker], rs_address: str, node: Node, ctx: Ctx) -> bool:
     target = ch.model.connect_ip if "connect_ip" in ch.explicit else rs_address
     try:
-        addr = ipaddress.ip_address(target) if target else None
+        addr = v.ip_address(target) if target else None
     except ValueError:
         addr = None
     if isinstance(addr, ipaddress.IPv6Address) and addr.is_link_local and not ch.model.bind_if:

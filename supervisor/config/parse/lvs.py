@@ -115,7 +115,7 @@ def _address_port(node: Node, ctx: Ctx, what: str) -> tuple[str, int] | None:
     port_word = node.args[1] if len(node.args) > 1 else "0"
     port = _port(node, ctx, port_word)
     try:
-        addr = ipaddress.ip_address(addr_word)
+        addr = v.ip_address(addr_word)
     except ValueError:
         addr = None
     if addr is None or port is None:
@@ -261,7 +261,7 @@ def _vsg_range(entry: Node, ctx: Ctx) -> VsgRange | None:
         port = parsed
     base = text.split("-", 1)[0].split("/", 1)[0]
     try:
-        start = ipaddress.ip_address(base)
+        start = v.ip_address(base)
     except ValueError:
         ctx.diag.error(entry.where, f"Invalid virtual server group IP address {text} - skipping")
         return None
@@ -282,7 +282,7 @@ def _vsg_range(entry: Node, ctx: Ctx) -> VsgRange | None:
         tail = text.split("-", 1)[1]
         if ("." in tail and start.version == 4) or (":" in tail and start.version == 6):
             try:
-                end = ipaddress.ip_address(tail)
+                end = v.ip_address(tail)
             except ValueError:
                 ctx.diag.error(entry.where, f"Invalid range end {text} - skipping")
                 return None
@@ -317,7 +317,7 @@ def _last_part_range(
     if first >= last:
         ctx.diag.error(node.where, f"Address range end is not greater than address range start - {node.keyword} - skipping")
         return None
-    return ipaddress.ip_address((int(start) >> bits << bits) | last) if start.version == 4 else \
+    return v.ip_address((int(start) >> bits << bits) | last) if start.version == 4 else \
         ipaddress.IPv6Address((int(start) >> bits << bits) | last)
 
 
@@ -383,7 +383,7 @@ def _lag(node: Node, config: Config, ctx: Ctx) -> None:
         text = entry.keyword
         base, dash, tail = text.partition("-")
         try:
-            start = ipaddress.ip_address(base)
+            start = v.ip_address(base)
         except ValueError:
             ctx.diag.error(entry.where, f"local_address_group {name}: invalid IP address '{text}' - skipping")
             continue
@@ -393,7 +393,7 @@ def _lag(node: Node, config: Config, ctx: Ctx) -> None:
         end = _last_part_range(entry, ctx, start, tail, "local_address_group range")
         if end is None:
             continue
-        group.addresses.extend(str(ipaddress.ip_address(i)) for i in range(int(start), int(end) + 1))
+        group.addresses.extend(str(v.ip_address(i)) for i in range(int(start), int(end) + 1))
     if any(g.name == name for g in config.local_address_groups):
         notice_once(ctx, f"lag-dup:{name}", node.where, f"local_address_group {name} already defined - ignoring this one")
         return
@@ -652,7 +652,7 @@ def _new_vs(node: Node, ctx: Ctx) -> VirtualServer | None:
         return VirtualServer(fwmark=mark, source=where)
     port = _port(node, ctx, second) if second is not None else 0
     try:
-        addr = ipaddress.ip_address(first)
+        addr = v.ip_address(first)
     except ValueError:
         addr = None
     if addr is None or port is None:

@@ -31,6 +31,8 @@ class Ctx:
     # (e.g. `state MASTER` without `priority` means 255) and for duplicate detection.
     seen: dict[int, set[str]] = field(default_factory=dict)
     next_rule_preference: int = 16384
+    # Names already defined, per kind of named block (vrrp_instances, vrrp_scripts, ...).
+    names: dict[str, set[str]] = field(default_factory=dict)
 
     def was_set(self, obj: Any, keyword: str) -> bool:
         return keyword in self.seen.get(id(obj), ())

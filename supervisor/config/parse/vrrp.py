@@ -6,7 +6,6 @@ interpret are kept in ``options`` so nothing written is lost on the way to the r
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from typing import Any
 
@@ -335,11 +334,12 @@ def _named_block(table: Table, cls: type[Any], list_name: str) -> Handler:
             return
         obj = cls(name=name, source=source(node.where))
         table.apply(node.block(), obj, ctx)
-        items: list[Any] = getattr(config, list_name)
-        if any(existing.name == name for existing in items):
+        names = ctx.names.setdefault(list_name, set())
+        if name in names:
             ctx.diag.error(node.where, f"{node.keyword} {name}: defined twice, ignoring this one")
             return
-        items.append(obj)
+        names.add(name)
+        getattr(config, list_name).append(obj)
 
     return handle
 
@@ -591,4 +591,4 @@ ROOT_HANDLERS: dict[str, Handler] = {
 
 
 def family_of(address: str) -> str:
-    return "inet6" if ipaddress.ip_interface(address).version == 6 else "inet"
+    return "inet6" if v.ip_interface(address).version == 6 else "inet"
