@@ -244,6 +244,9 @@ class NftBackend:
         self.nft.set_handle_output(True)
         self.batches = 0  # committed transactions (tests: a restart without change commits none)
         self.programmed: dict[ServiceKey, Service] = {}
+        # chain -> rule comments as last committed by us (we are the table's only writer): a health event
+        # rewrites a chain without listing it first (a listing makes libnftables load the whole table)
+        self.known: dict[str, list[str]] = {}
 
     # -- kernel access -----------------------------------------------------------------------------
 
@@ -298,6 +301,7 @@ class NftBackend:
             if r.persist_map is not None:
                 want_maps[r.persist_map[0]] = r.persist_map[1]
         cmds: list[str] = []
+        self._want_own = {c: [_comment_of(x) for x in rules] for c, rules in want_own.items()}
         if not act.exists:
             cmds.append(f"add table {t}")
         for chain, spec in BASE_CHAINS.items():
@@ -339,14 +343,68 @@ class NftBackend:
                     cmds.append(f"add rule {t} {chain} {text} comment {_q(comment)}")
         return cmds
 
+    _want_own: dict[str, list[str]] = {}
+
     def reconcile(self, services: dict[ServiceKey, Service]) -> int:
+        self.known = {}
         cmds = self.plan(services, self.read())
         if cmds:
             self._cmd("\n".join(cmds) + "\n")
             self.batches += 1
             log.debug("nftables: committed %d commands in one batch", len(cmds))
         self.programmed = dict(services)
+        self.known = dict(self._want_own) if services else {}
         return len(cmds)
+
+    def reconcile_some(self, services: dict[ServiceKey, Service], keys: set[ServiceKey]) -> int:
+        """A health event: only ``keys`` moved. When each keeps its base-chain rules and persistence map
+        (real servers changed, not the service), read and rewrite just their own chains, one batch;
+        otherwise fall back to the full reconcile. Listing 1,000 services to move one costs ~100 ms."""
+        t = f"{FAMILY} {TABLE}"
+        cmds: list[str] = []
+        written: dict[str, list[str]] = {}
+        for key in sorted(keys):
+            old, new = self.programmed.get(key), services.get(key)
+            if old is None or new is None:
+                return self.reconcile(services)
+            ro, rn = render(old), render(new)
+            if ro.base != rn.base or ro.persist_map != rn.persist_map or set(ro.own) != set(rn.own):
+                return self.reconcile(services)
+            sid = svc_id(key)
+            for chain, rules in rn.own.items():
+                want = [(text, _tag(sid, text, i)) for i, text in enumerate(rules)]
+                have = self.known.get(chain)
+                if have is None:
+                    have = self._chain_comments(chain)
+                if have is None:  # someone removed it: the full pass rebuilds what is missing
+                    return self.reconcile(services)
+                if have == [c for _, c in want]:
+                    continue
+                written[chain] = [c for _, c in want]
+                cmds.append(f"flush chain {t} {chain}")
+                cmds.extend(f"add rule {t} {chain} {text} comment {_q(c)}" for text, c in want)
+                if rn.persist_map is not None and chain.startswith("svc_"):
+                    cmds.append(f"flush map {t} {rn.persist_map[0]}")  # servers renumbered
+        if cmds:
+            try:
+                self._cmd("\n".join(cmds) + "\n")
+            except NftError as e:  # the table was changed behind our back: read it and start over
+                log.warning("nftables: %s; reconciling the whole table", e)
+                return self.reconcile(services)
+            self.batches += 1
+            self.known.update(written)
+        for key in keys:
+            if key in services:
+                self.programmed[key] = services[key]
+            else:
+                self.programmed.pop(key, None)
+        return len(cmds)
+
+    def _chain_comments(self, chain: str) -> list[str] | None:
+        rc, out, _err = self.nft.cmd(f"list chain {FAMILY} {TABLE} {chain}")
+        if rc != 0:
+            return None
+        return [str(o["rule"].get("comment", "")) for o in json.loads(out).get("nftables", []) if "rule" in o]
 
     def clear(self) -> int:
         n = self.reconcile({})

@@ -72,6 +72,7 @@ class Engine:
             self.sysctl = Sysctls(self.state.get("sysctl"))
         self.started_flush = False
         self.ipvs_synced = False
+        self.synced = False  # one full pass done: later health events may plan and reconcile in part
 
     # -- state file --------------------------------------------------------------------------------
 
@@ -174,13 +175,20 @@ class Engine:
             self.health.pop(rs_key, None)
         else:
             self.health[rs_key] = data
-        return self.update()
+        return self.update(vs={rs_key.rsplit("/", 1)[0]})
 
-    def update(self, full: bool = False) -> Result:
-        """Plan and apply. ``full`` re-reads everything (configure does); health events look only at what moved."""
+    def update(self, full: bool = False, vs: set[str] | None = None) -> Result:
+        """Plan and apply. ``full`` re-reads everything (configure does); health events (``vs``: the
+        virtual servers they concern) plan those alone and look only at the services that moved."""
         if self.config is None:
             return Result()
-        planned = self.planner.plan(self.config, self.health)
+        if vs is not None and not full and self.synced:
+            part = self.planner.plan(self.config, self.health, only=vs)
+            services = {k: s for k, s in self.planned.services.items() if s.vs not in vs}
+            services.update(part.services)
+            planned = Planned(services, part.events, {**self.planned.quorum, **part.quorum})
+        else:
+            planned = self.planner.plan(self.config, self.health)
         self.planned = planned
         res = Result(events=planned.events)
         nft_svcs = {k: s for k, s in planned.services.items() if self.assign.get(k) == "nftables"}
@@ -188,7 +196,13 @@ class Engine:
         if self.sysctl is not None:
             self.sysctl.want(self.wanted_sysctls(planned.services))
         if nft_svcs or self.nft is not None or self.state.get("nftables"):
-            res.changes += self._nft().reconcile(nft_svcs)
+            nft = self._nft()
+            if self.synced and not full and hasattr(nft, "reconcile_some"):
+                moved = {k for k in set(nft_svcs) | set(nft.programmed) if nft.programmed.get(k) != nft_svcs.get(k)}
+                if moved:
+                    res.changes += nft.reconcile_some(nft_svcs, moved)
+            else:
+                res.changes += nft.reconcile(nft_svcs)
         if ipvs_svcs or self.ipvs is not None or self.state.get("ipvs"):
             if ipvs_svcs or self._probe_ipvs():
                 flush = bool(self.config.global_defs.lvs_flush) and not self.started_flush
@@ -206,6 +220,7 @@ class Engine:
             # conntrack sysctls exist only once nftables' NAT rules loaded conntrack: a second look
             self.sysctl.want(self.wanted_sysctls(planned.services))
         self._save_state()
+        self.synced = True
         return res
 
     def wanted_sysctls(self, services: dict[ServiceKey, Service]) -> dict[str, str]:
