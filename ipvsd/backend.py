@@ -9,9 +9,9 @@
 * ``nftables``: everything on nftables; a virtual server nftables cannot do is an error.
 
 A request a backend cannot honour is an error at start with FILE:LINE and the reason, never a silent
-approximation. The one announced approximation: lc/wlc/sed/nq/lblc/lblcr/fo/ovf/twos on nftables are
-served as weighted round-robin (there is no per-backend connection count in the nftables data path),
-logged once per virtual server.
+approximation. The announced approximations, logged once per virtual server: lc/wlc/sed/nq on
+nftables re-weight a weighted round-robin from conntrack's connection counts every 0.5 s
+(``ipvsd.leastconn``); lblc/lblcr/fo/ovf/twos are served as weighted round-robin.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ipvsd.desired import Service, ServiceKey
 
 NFT_EXACT = ("rr", "wrr", "sh", "dh", "mh")
 NFT_APPROX = ("lc", "wlc", "sed", "nq", "lblc", "lblcr", "fo", "ovf", "twos")
+NFT_CONNTRACK = ("lc", "wlc", "sed", "nq")
 
 
 class Backend(Protocol):
@@ -100,8 +101,15 @@ def choose(services: Iterable[Service], setting: str, ipvs_available: bool) -> C
             continue
         if svc.scheduler in NFT_APPROX and svc.vs not in approx_said:
             approx_said.add(svc.vs)
-            out.notices.append(f"{svc.source}: lb_algo {svc.scheduler} on nftables is served as weighted "
-                               "round-robin (nftables has no per-server connection count); use rr/wrr/sh/dh/mh "
-                               "for exact behaviour")
+            if svc.scheduler in NFT_CONNTRACK:
+                out.notices.append(
+                    f"{svc.source}: lb_algo {svc.scheduler} on nftables is an approximation: every 0.5 s the "
+                    "established connections conntrack counts per real server re-weight a weighted round-robin "
+                    "(least-loaded first); exact at each re-weighting, off by at most one period's new "
+                    "connections in between")
+            else:
+                out.notices.append(f"{svc.source}: lb_algo {svc.scheduler} on nftables is served as weighted "
+                                   "round-robin (nftables has no per-server connection count); use rr/wrr/sh/dh/mh "
+                                   "for exact behaviour")
         out.backend[svc.key] = "nftables"
     return out

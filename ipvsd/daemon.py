@@ -48,6 +48,25 @@ class IpvsRole:
             if key.startswith("checker.rs.") and isinstance(env.data, dict):
                 self.engine.health[key[len("checker.rs."):]] = env.data
         await self.apply(config, gen)
+        self._spawn(self._rebalance_loop())
+
+    def _spawn(self, coro: Any) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+    async def _rebalance_loop(self) -> None:
+        """lc/wlc/sed/nq on nftables: re-weight from conntrack every period (ipvsd.leastconn)."""
+        from ipvsd.leastconn import PERIOD
+
+        while True:
+            await asyncio.sleep(PERIOD)
+            if self.engine is None or not self.engine.needs_rebalance():
+                continue
+            try:
+                self.engine.rebalance()
+            except Exception as e:  # a failed count or commit waits for the next period
+                log.debug("lc re-weighting: %s", e)
 
     async def apply(self, config: Config, gen: int) -> None:
         assert self.engine is not None
@@ -121,6 +140,8 @@ class IpvsRole:
         self._after(res.events)
 
     async def stop(self, release: bool, progress: Callable[[int], None]) -> None:
+        for t in list(self.tasks):
+            t.cancel()
         if self.engine is not None:
             flush = self.config.global_defs.lvs_flush_on_stop if self.config is not None else "off"
             try:

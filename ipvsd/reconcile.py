@@ -72,6 +72,7 @@ class Engine:
             self.sysctl = Sysctls(self.state.get("sysctl"))
         self.started_flush = False
         self.ipvs_synced = False
+        self.lc_counts: Any = None  # conntrack counts of the last re-weighting (ipvsd.leastconn)
         self.synced = False  # one full pass done: later health events may plan and reconcile in part
 
     # -- state file --------------------------------------------------------------------------------
@@ -191,7 +192,7 @@ class Engine:
             planned = self.planner.plan(self.config, self.health)
         self.planned = planned
         res = Result(events=planned.events)
-        nft_svcs = {k: s for k, s in planned.services.items() if self.assign.get(k) == "nftables"}
+        nft_svcs = self._nft_services(planned)
         ipvs_svcs = {k: s for k, s in planned.services.items() if self.assign.get(k) == "ipvs"}
         if self.sysctl is not None:
             self.sysctl.want(self.wanted_sysctls(planned.services))
@@ -222,6 +223,35 @@ class Engine:
         self._save_state()
         self.synced = True
         return res
+
+    def _nft_services(self, planned: Planned) -> dict[ServiceKey, Service]:
+        """The nftables services, with lc/wlc/sed/nq re-weighted from the last conntrack counts."""
+        from ipvsd import leastconn
+
+        out = {k: s for k, s in planned.services.items() if self.assign.get(k) == "nftables"}
+        if self.lc_counts is not None:
+            for k, s in out.items():
+                if s.scheduler in leastconn.SCHEDULERS:
+                    out[k] = leastconn.reweight(s, self.lc_counts)
+        return out
+
+    def needs_rebalance(self) -> bool:
+        from ipvsd import leastconn
+
+        return any(self.assign.get(k) == "nftables" and s.scheduler in leastconn.SCHEDULERS
+                   for k, s in self.planned.services.items())
+
+    def rebalance(self, counts: Any = None) -> int:
+        """One period of the lc/wlc/sed/nq approximation: count connections, re-weight, rewrite the
+        chains whose weights moved (one batch). ``counts`` is for tests; normally conntrack's."""
+        from ipvsd import leastconn
+
+        if not self.needs_rebalance() or self.nft is None:
+            return 0
+        self.lc_counts = counts if counts is not None else leastconn.count_established()
+        want = self._nft_services(self.planned)
+        moved = {k for k in set(want) | set(self.nft.programmed) if self.nft.programmed.get(k) != want.get(k)}
+        return int(self.nft.reconcile_some(want, moved)) if moved else 0
 
     def wanted_sysctls(self, services: dict[ServiceKey, Service]) -> dict[str, str]:
         want: dict[str, str] = {}

@@ -3,7 +3,7 @@
 ``python -m tests.integration.ipvsd.driver --run-dir DIR`` reads one JSON object per line on stdin and
 answers one per line on stdout: ``{"op": "config", "text": KEEPALIVED_CONF}``,
 ``{"op": "health", "key": "VS/RS", "data": {...}|null}``, ``{"op": "stop", "release": true}``,
-``{"op": "info"}``. The Engine is the product's; only the bus around it is replaced by this pipe.
+``{"op": "info"}``, ``{"op": "rebalance"}``. The Engine is the product's; only the bus around it is replaced by this pipe.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def main() -> int:
                 res = eng.set_health(req["key"], req["data"])
                 out["changes"] = res.changes
                 out["events"] = [(e.vs, e.up) for e in res.events]
+            elif req["op"] == "rebalance":  # one period of the lc/wlc approximation (the role runs it on a timer)
+                out["changes"] = eng.rebalance()
             elif req["op"] == "stop":
                 out["changes"] = eng.stop(bool(req.get("release", True)))
             elif req["op"] == "info":

@@ -185,3 +185,40 @@ def test_kill_9_during_traffic_loses_no_request(lab: LbLab, drv) -> None:  # typ
     assert len(answers) > 20 and not [a for a in answers if a.startswith("ERR")]
     after = lab.nft("-a", "list", "table", "ip", "pykeepalived")
     assert no_counts(before) == no_counts(after)
+
+
+def test_least_connection_sends_new_connections_to_the_less_loaded_server(lab: LbLab, drv) -> None:  # type: ignore[no-untyped-def]
+    servers = "".join(f"    real_server {a} 8080 {{\n    }}\n" for a in RS[:2])
+    drv.config(vs(80, "    lb_algo wlc", servers))
+    # long-lived connections, all on rs2 (rs1 is down while they open)
+    drv.health(f"{VIP}:80", f"{RS[0]}:8080", up=False)
+    holder = lab.client.popen([PY, "-c", HOLDER, VIP, "80", "6"], stdout=subprocess.PIPE, stdin=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None
+        got = holder.stdout.readline().split()
+        assert got == ["rs2"] * 6, got
+        drv.health(f"{VIP}:80", f"{RS[0]}:8080", up=True)
+        assert drv.call("rebalance")["changes"] > 0
+        # rs2 holds 6 connections, rs1 none: the next period's new connections fill rs1 first
+        assert names(lab.requests(80, 6)) == ["rs1"] * 6
+    finally:
+        holder.communicate(input="\n", timeout=10)
+    drv.call("rebalance")
+    assert Counter(names(lab.requests(80, 4))) == {"rs1": 2, "rs2": 2}  # equal loads: plain weights again
+
+
+HOLDER = r'''
+import socket, sys
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+socks, names = [], []
+for _ in range(n):
+    s = socket.create_connection((host, port), timeout=3)
+    s.sendall(b"HOLD\r\n")
+    names.append(s.recv(200).decode().split()[0])
+    socks.append(s)
+print(" ".join(names), flush=True)
+sys.stdin.readline()
+for s in socks:
+    s.close()
+'''
