@@ -131,6 +131,14 @@ def main() -> int:
     out["after_flush"] = saved()
     e4.stop(True)
     out["after_stop"] = saved()
+    # lvs_flush_on_stop all: a foreign service goes too on stop; -I (release False) keeps everything
+    subprocess.run(["ipvsadm", "-A", "-t", "192.0.2.98:80", "-s", "rr"], check=True)
+    e5 = Engine(run)
+    e5.configure(conf(B))
+    e5.stop(False, "all")
+    out["after_stop_keep"] = saved().count("-A ")
+    e5.stop(True, "all")
+    out["after_stop_flush_all"] = saved()
     try:
         Engine(run).configure(conf(FNAT))
         out["fnat_error"] = None

@@ -53,6 +53,8 @@ def test_crash_leftovers_cleaned_foreign_kept_unless_lvs_flush(ipvs_guest: Guest
     assert d["after_flush"] == kept.replace("-A -t 192.0.2.99:80 -s rr\n", "")
     assert d["flush_ops"] == 1
     assert d["after_stop"] == ""
+    assert d["after_stop_keep"] == 4  # -I: our three services and the foreign one stay
+    assert d["after_stop_flush_all"] == ""  # lvs_flush_on_stop all: the foreign one goes too
 
 
 def test_fnat_on_ipvs_is_an_error_with_file_line(ipvs_guest: GuestRun) -> None:
