@@ -1,32 +1,27 @@
-"""The VRRP role (minimal, this issue): every instance acts as MASTER and holds its virtual addresses.
+"""The VRRP role: VRRP v2/v3 instances for IPv4 and IPv6 (``vrrpd.engine``) behind the role contract.
 
-Real VRRP (adverts, election, priority 0 on stop) comes in a later issue; the module layout is already
-the one it needs (``config`` turns a generation into specs, ``netlink`` changes the kernel, this module
-runs the instances). What it does now:
+``supervisor.role`` runs the process lifecycle; this class adapts it to the engine:
 
-* start: for every ``vrrp_instance``, add its ``virtual_ipaddress`` on its interface, publish the
-  instance's state (``vrrp.instance.<name>``: state, priority, VIPs);
-* new generation: apply only the difference (addresses that went are removed, new ones added; a
-  removed instance's key is deleted from the bus);
-* stop: unless -V (``--dont-release``), remove every address it holds, reporting progress to the
-  supervisor after each one.
-
-An instance whose interface is missing goes to FAULT (as keepalived does) instead of failing the role.
+* start: opens netlink, hands the engine the configuration generation and the bus cache snapshot
+  (what an earlier process of this role published: the engine uses it to resume as MASTER after a
+  respawn when that is safe, see ``vrrpd.engine``);
+* apply: a new generation, applied as a difference (unchanged instances keep their state);
+* stop: priority 0 and VIP removal for every MASTER unless -V, reporting progress per instance;
+* bus: ``vrrp.instance.<name>`` state keys (state, priority, interface, vips, and more), ``vrrp.stats``
+  and ``vrrp.resume``; the role follows ``vrrp.`` itself only to read its predecessor's keys.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from supervisor.bus import Envelope
 from supervisor.exitcodes import ExitCode
 from supervisor.role import RoleExit, Runtime
-from vrrpd.config import InstanceSpec, VipSpec, instances
-from vrrpd.netlink import Netlink, NetlinkFailure
+from vrrpd.engine import Engine
+from vrrpd.kernel import Kernel
 
 if TYPE_CHECKING:
     from supervisor.config.model.config import Config
@@ -36,16 +31,16 @@ log = logging.getLogger("pykeepalived.vrrp")
 
 class VrrpRole:
     name = "vrrp"
-    subscriptions: tuple[str, ...] = ()
+    subscriptions: tuple[str, ...] = ("vrrp.instance.", "vrrp.resume")
 
     def __init__(self) -> None:
-        self.nl = Netlink()
+        self.nl = Kernel()
         self.rt: Runtime | None = None
-        self.instances: dict[str, InstanceSpec] = {}
-        self.states: dict[str, str] = {}
-        self.held: dict[tuple[str, str, int], VipSpec] = {}
-        self.counters: dict[str, dict[str, int]] = {}
-        self.since: dict[str, float] = {}
+        self.engine: Engine | None = None
+
+    def _publish(self, topic: str, kind: str, data: dict[str, Any] | None) -> None:
+        if self.rt is not None:
+            self.rt.publish(topic, kind, data)
 
     async def start(self, rt: Runtime, config: Config, gen: int) -> None:
         self.rt = rt
@@ -53,88 +48,34 @@ class VrrpRole:
             await self.nl.open()
         except PermissionError as e:
             raise RoleExit(ExitCode.MISSING_PERMISSION, f"Cannot open netlink: {e}")
-        await self._converge(instances(config))
+        # Only what an earlier process of this role left in the cache counts for a resume.
+        cached = {k: e for k, e in rt.mirror.state.items() if e.src == self.name}
+        self.engine = Engine(self.nl, self._publish)
+        try:
+            await self.engine.start(config, gen, cached)
+        except PermissionError as e:
+            raise RoleExit(ExitCode.MISSING_PERMISSION, f"Cannot open VRRP sockets: {e}")
 
     async def apply(self, config: Config, gen: int) -> None:
-        await self._converge(instances(config))
-
-    async def _converge(self, want: dict[str, InstanceSpec]) -> None:
-        wanted_vips = {v.key: v for inst in want.values() for v in inst.vips}
-        for name in sorted(set(self.instances) - set(want)):
-            log.info("(%s) removed from the configuration", name)
-            self._publish_delete(name)
-            self.states.pop(name, None)
-        for key in [k for k in self.held if k not in wanted_vips]:
-            vip = self.held.pop(key)
-            await self._delete(vip)
-        self.instances = want
-        for inst in want.values():
-            state = "MASTER"
-            for vip in inst.vips:
-                if vip.key in self.held:
-                    continue
-                try:
-                    await self.nl.add(vip)
-                    self.held[vip.key] = vip
-                except NetlinkFailure as e:
-                    if e.code == errno.EPERM:
-                        raise RoleExit(ExitCode.MISSING_PERMISSION, f"({inst.name}) {e}")
-                    where = f"{vip.source}: " if vip.source else ""
-                    log.error("%s(%s) %s", where, inst.name, e)
-                    state = "FAULT"
-            if self.states.get(inst.name) != state:
-                log.info("(%s) Entering %s STATE", inst.name, state)
-                self.since[inst.name] = time.time()
-                c = self.counters.setdefault(inst.name, {"became_master": 0, "release_master": 0,
-                                                         "vip_add": 0, "vip_del": 0})
-                if state == "MASTER":
-                    c["became_master"] += 1
-            self.states[inst.name] = state
-            self._publish(inst)
-
-    async def _delete(self, vip: VipSpec) -> None:
-        try:
-            await self.nl.delete(vip)
-        except NetlinkFailure as e:
-            log.error("%s", e)
-
-    def _publish(self, inst: InstanceSpec) -> None:
-        if self.rt is not None:
-            self.rt.publish(f"vrrp.instance.{inst.name}", "state", {
-                "state": self.states.get(inst.name, "INIT"), "priority": inst.priority,
-                "interface": inst.interface, "vips": [f"{v.address}/{v.prefixlen}" for v in inst.vips]})
-
-    def _publish_delete(self, name: str) -> None:
-        if self.rt is not None:
-            self.rt.publish(f"vrrp.instance.{name}", "delete")
+        if self.engine is not None:
+            await self.engine.apply(config, gen)
 
     async def stop(self, release: bool, progress: Callable[[int], None]) -> None:
-        done = 0
-        if release:
-            for name in self.instances:
-                log.info("(%s) removing VIPs.", name)
-            for key in list(self.held):
-                await self._delete(self.held.pop(key))
-                done += 1
-                progress(done)
-        else:
+        if not release:
             log.info("Leaving the virtual addresses in place (--dont-release-vrrp)")
-        for name in self.instances:
-            self._publish_delete(name)
+        if self.engine is not None:
+            await self.engine.stop(release, progress)
         self.nl.close()
 
     def on_state(self, env: Envelope) -> None:
-        pass
+        pass  # our own keys come back to us; nothing else is followed
 
     def republish(self) -> None:
-        for inst in self.instances.values():
-            self._publish(inst)
+        if self.engine is not None:
+            self.engine.republish()
 
     def dump(self) -> dict[str, Any]:
-        return {"instances": {n: {"state": self.states.get(n), "priority": i.priority, "interface": i.interface,
-                                  "vips": [str(v) for v in i.vips], "since": self.since.get(n)}
-                              for n, i in self.instances.items()},
-                "held": [str(v) for v in self.held.values()]}
+        return self.engine.dump() if self.engine is not None else {}
 
     def stats(self) -> dict[str, Any] | None:
-        return {"instances": self.counters}
+        return self.engine.stats() if self.engine is not None else None

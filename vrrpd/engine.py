@@ -48,6 +48,7 @@ Publish = Callable[[str, str, "dict[str, Any] | None"], None]
 STATS_EVERY = 5.0
 RESUME_EVERY = 0.5
 ADDRESS_RETRY = 0.2
+SETTLE_MAX = 5.0
 
 
 class Engine:
@@ -71,6 +72,7 @@ class Engine:
         self.pending: set[str] = set()  # instances waiting for their interface/address
         self._tasks: list[asyncio.Task[None]] = []
         self.stopping = False
+        self._bringing = self._bring_again = self._retry_armed = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -82,6 +84,24 @@ class Engine:
         self._configure_globals(config)
         await self._converge(config, first=True)
         self._tasks.append(self.loop.create_task(self._periodic()))
+        await self._settle()
+
+    async def _settle(self) -> None:
+        """Return once every instance configured MASTER has become MASTER (VIPs in place) or found a
+        master, so that "ready" (the supervisor's "Startup complete", systemd's READY) means the node
+        holds what it is meant to hold. Bounded: one advert interval plus the skew, at most 5 s."""
+        want = [i for i in self.instances.values() if i.s.initial_master]
+        if not want:
+            return
+        limit = self.loop.time() + min(SETTLE_MAX, max(i.s.interval_cs / 100.0 for i in want) + 1.0)
+
+        def settled(i: Instance) -> bool:
+            return i.state != State.BACKUP or i.machine.master_address is not None
+
+        while self.loop.time() < limit and not all(settled(i) for i in want):
+            await asyncio.sleep(0.01)
+        for i in want:
+            await i.drain(max(0.1, limit - self.loop.time()))
 
     def _configure_globals(self, config: Config) -> None:
         g = config.global_defs
@@ -156,7 +176,40 @@ class Engine:
         await self._bring_up(first)
 
     async def _bring_up(self, first: bool) -> None:
-        """Start the instances whose interface and source address are there; retry the others."""
+        """Start the instances whose interface and source address are there; retry the others.
+
+        As keepalived: a missing interface, or one without an IPv4 address, puts the instance in FAULT
+        until it is there; an IPv6 instance waits (in INIT) for a usable link-local address.
+        """
+        if self._bringing:
+            self._bring_again = True
+            return
+        self._bringing = True
+        try:
+            await self._bring_up_once(first)
+        finally:
+            self._bringing = False
+        if self._bring_again and not self.stopping:
+            self._bring_again = False
+            self.loop.create_task(self._bring_up(False))
+        elif self.pending and not self.stopping and not self._retry_armed:
+            self._retry_armed = True
+
+            def again() -> None:
+                self._retry_armed = False
+                if not self.stopping:
+                    self.loop.create_task(self._bring_up(False))
+            self.loop.call_later(ADDRESS_RETRY, again)
+
+    def _no_source(self, inst: Instance, why: str) -> None:
+        if inst.fault_reasons != [why] or inst.state == State.INIT:
+            log.warning("(%s) entering FAULT state (%s)", inst.s.name, why)
+            inst.fault_reasons = [why]
+            if inst.state != State.FAULT:
+                inst.event(Event.FAULT, why)
+            self._publish(inst)
+
+    async def _bring_up_once(self, first: bool) -> None:
         ready: list[Instance] = []
         for name in sorted(self.pending):
             inst = self.instances.get(name)
@@ -164,32 +217,41 @@ class Engine:
                 self.pending.discard(name)
                 continue
             s = inst.s
-            info = await self.kernel.link_info(s.interface)
+            try:
+                info = await self.kernel.link_info(s.interface)
+            except Exception as e:  # netlink trouble: try again later
+                log.warning("(%s) cannot read interface %s: %s", name, s.interface, e)
+                continue
             if info is None:
-                if inst.state == State.INIT and "missing" not in inst.fault_reasons:
-                    log.warning("(%s) interface %s not found: FAULT", name, s.interface)
-                    inst.fault_reasons = ["missing"]
-                    inst.event(Event.FAULT, f"interface {s.interface} missing")
+                self._no_source(inst, f"interface {s.interface} not found")
                 continue
             ifindex, mac, _up = info
             src = s.unicast_src if s.unicast_src and s.family == 4 else None
             if src is None:
                 src = await self.kernel.source_address(ifindex, s.family)
             if src is None:
-                continue  # IPv6 link-local still tentative, or no IPv4 address yet
+                if s.family == 4:
+                    self._no_source(inst, "no IPv4 address for interface")
+                continue  # IPv6: the link-local address is still tentative (DAD)
             key = (s.interface, s.family)
-            rx = self.rx.get(key)
-            if rx is None:
-                rx = RxSocket(s.interface, ifindex, s.family, self._dispatch_for(key), self.socket_counters)
-                rx.start(self.loop)
-                self.rx[key] = rx
-            if not s.unicast_peers:
-                rx.join(s.mcast_group)
-            tkey = (s.interface, s.family, src)
-            tx = self.tx.get(tkey)
-            if tx is None:
-                tx = TxSocket(s.interface, ifindex, s.family, src, s.unicast_ttl)
-                self.tx[tkey] = tx
+            try:
+                rx = self.rx.get(key)
+                if rx is None:
+                    rx = RxSocket(s.interface, ifindex, s.family, self._dispatch_for(key), self.socket_counters)
+                    rx.start(self.loop)
+                    self.rx[key] = rx
+                if not s.unicast_peers:
+                    rx.join(s.mcast_group)
+                tkey = (s.interface, s.family, src)
+                tx = self.tx.get(tkey)
+                if tx is None:
+                    tx = TxSocket(s.interface, ifindex, s.family, src, s.unicast_ttl)
+                    self.tx[tkey] = tx
+            except PermissionError:
+                raise
+            except OSError as e:
+                self._no_source(inst, f"cannot open VRRP socket on {s.interface}: {e.strerror}")
+                continue
             garp = self.garps.get(s.interface)
             if garp is None:
                 garp = self.garps[s.interface] = Garp(s.interface, ifindex, mac)
@@ -203,11 +265,12 @@ class Engine:
             for rx in self.rx.values():
                 rx._readable()
         for inst in ready:
-            if inst.fault_reasons == ["missing"]:
+            if inst.state == State.FAULT:
                 inst.fault_reasons = []
-            self._start_instance(inst, first)
-        if self.pending and not self.stopping:
-            self.loop.call_later(ADDRESS_RETRY, lambda: self.loop.create_task(self._bring_up(False)))
+                self._reevaluate(inst)  # leaves FAULT unless a tracker holds it there
+                self._publish(inst)
+            else:
+                self._start_instance(inst, first)
 
     def _dispatch_for(self, key: tuple[str, int]) -> Callable[[P.Received], None]:
         def dispatch(rx: P.Received) -> None:
@@ -410,7 +473,10 @@ class Engine:
     # -- bus ---------------------------------------------------------------------------------------
 
     def _publish(self, inst: Instance) -> None:
-        self.publish(f"vrrp.instance.{inst.s.name}", "state", inst.view())
+        # The documented payload of vrrp.instance.<name> (supervisor.bus); the full view is in dump().
+        v = inst.view()
+        self.publish(f"vrrp.instance.{inst.s.name}", "state", {k: v[k] for k in ("state", "priority", "interface",
+                                                                                  "vips")})
 
     def republish(self) -> None:
         for inst in self.instances.values():

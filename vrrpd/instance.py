@@ -317,6 +317,7 @@ class Instance:
                 self.counters["adverts_sent"] += 1
         if priority == 0:
             self.counters["pri_zero_sent"] += 1
+            log.info("(%s) sent 0 priority", self.s.name)
         self.last_advert = self.loop.time()
 
     async def _run_work(self) -> None:
@@ -339,6 +340,8 @@ class Instance:
                 log.error("%s(%s) %s", f"{v.source}: " if v.source else "", self.s.name, e)
 
     async def _del_vips(self) -> None:
+        if self.held_vips:
+            log.info("(%s) removing VIPs.", self.s.name)  # keepalived's wording
         for v in self.s.vips + self.s.evips:
             try:
                 await self.kernel.delete(v)

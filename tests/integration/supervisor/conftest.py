@@ -30,6 +30,7 @@ FAST = "hb_interval=0.2,hb_timeout=3,start_grace=10,abort_grace=1"
 
 VIP_A = "192.0.2.10/24"
 VIP_B = "192.0.2.20/24"
+BASE_ADDR = "192.0.2.1/24"  # veth0's own address, the VRRP advert source
 
 
 def config_text(vips: tuple[str, ...] = (VIP_A,), *, vrrp: bool = True, lvs: bool = True,
@@ -91,6 +92,11 @@ class Daemon:
                                          start_new_session=True)
         if wait:
             self.wait_log("Startup complete", timeout=15)
+            if "-C" not in (*self.extra, *extra) and re.search(r"vrrp_instance VI_1 \{\n    state MASTER",
+                                                               self.conf.read_text()):
+                # Real VRRP (issue 4): an instance configured MASTER below priority 255 takes over one
+                # advert interval after the start, as keepalived's does.
+                self.wait_log(r"\(VI_1\) Entering MASTER STATE", timeout=5)
         return self
 
     def ctl(self, *args: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
@@ -208,13 +214,15 @@ class Daemon:
         return wait_for(ok, timeout=timeout, interval=0.05, message=f"{role} not RUNNING")
 
     def vips(self) -> set[str]:
-        return self.ns.address_cidrs("veth0")
+        return self.ns.address_cidrs("veth0") - {BASE_ADDR}
 
 
 @pytest.fixture
 def ns(require_root: None) -> Iterator[Namespace]:
     with Namespace("sup") as n:
         n.add_veth("veth0", "veth1")
+        # VRRP needs an IPv4 address on the interface (keepalived puts the instance in FAULT without one)
+        n.add_address("veth0", BASE_ADDR)
         yield n
 
 

@@ -1,0 +1,171 @@
+"""VRRP between pykeepalived routers on a lab bridge: election, failover, preemption, auth, unicast, IPv6.
+
+Two routers (hosts 0 and 1) and a client (host 2) on one bridge; adverts are captured on the bridge,
+so failover gaps are measured from the wire, as in ../shared/notes/lab.md. Fast intervals (v3 at
+0.1-0.2 s) keep the module short; the v2 test runs at keepalived's 1 s.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.vrrpd.vlab import Capture, Router, conf, gap_after, instance_conf
+from tests.lab.netns import LabBridge, wait_for
+
+pytestmark = [pytest.mark.root]
+
+VIP = "192.0.2.100/24"
+
+
+@pytest.fixture
+def lab(lab_bridge: Callable[..., LabBridge]) -> LabBridge:
+    return lab_bridge(hosts=3, purpose="vrrp")
+
+
+@pytest.fixture
+def routers(lab: LabBridge, tmp_path: Path) -> Iterator[list[Router]]:
+    rs = [Router(lab.hosts[i], tmp_path, f"r{i}") for i in range(2)]
+    yield rs
+    for r in rs:
+        if r.proc is not None and r.proc.poll() is None:
+            r.proc.send_signal(signal.SIGTERM)
+    for r in rs:
+        if r.proc is not None:
+            try:
+                r.proc.wait(20)
+            except Exception:
+                r.proc.kill()
+
+
+def has_vip(r: Router, vip: str = VIP) -> bool:
+    return vip in r.ns.address_cidrs("eth0")
+
+
+def test_election_sigkill_failover_and_term_v3(lab: LabBridge, routers: list[Router], tmp_path: Path) -> None:
+    cap = Capture(lab, tmp_path)
+    r0, r1 = routers
+    r0.start(conf(instance_conf(prio=150, adv=0.1)))
+    r1.start(conf(instance_conf(prio=100, adv=0.1)))
+    r0.wait_state("MASTER")
+    r1.wait_state("BACKUP")
+    assert has_vip(r0) and not has_vip(r1)
+    assert lab.hosts[2].run(["ping", "-c", "1", "-W", "1", VIP.split("/")[0]], check=False).returncode == 0
+    time.sleep(0.5)
+    # SIGKILL of the whole master: nothing is sent, the backup takes over after master_down_interval
+    t_kill = time.time()
+    r0.kill_all()
+    wait_for(lambda: has_vip(r1), 5, interval=0.05, message="backup never took over")
+    r1.wait_state("MASTER")
+    time.sleep(0.3)
+    gap = gap_after(cap.adverts(), lab.ip4(0), lab.ip4(1), after=t_kill - 1)
+    mdi = 3 * 0.1 + (256 - 100) * 0.1 / 256
+    assert mdi - 0.005 < gap < mdi + 0.030, f"gap {gap * 1000:.1f} ms vs {mdi * 1000:.1f} ms"
+    # r0 comes back with the higher priority: it preempts
+    r0.ns.run(["ip", "addr", "del", VIP, "dev", "eth0"], check=False)  # what a crashed host left behind
+    r0.start(conf(instance_conf(prio=150, adv=0.1)))
+    r0.wait_state("MASTER")
+    r1.wait_state("BACKUP")
+    wait_for(lambda: not has_vip(r1), 3, interval=0.05)
+    # TERM: priority 0 advert, the backup takes over after its skew only
+    t_term = time.time()
+    assert r0.stop() == 0
+    wait_for(lambda: has_vip(r1), 5, interval=0.05)
+    time.sleep(0.3)
+    cap.stop()
+    ads = cap.adverts()
+    zero = [a for a in ads if a.src == lab.ip4(0) and a.prio == 0 and a.ts >= t_term - 0.5]
+    assert zero, "no priority-0 advert on TERM"
+    first = min(a.ts for a in ads if a.src == lab.ip4(1) and a.ts > zero[0].ts)
+    skew = (256 - 100) * 0.1 / 256
+    assert skew - 0.005 < first - zero[0].ts < skew + 0.030
+    assert not has_vip(r0)
+
+
+def test_v2_pass_auth_and_mismatch(lab: LabBridge, routers: list[Router], tmp_path: Path) -> None:
+    auth = "  authentication {\n    auth_type PASS\n    auth_pass s3cret99\n  }\n"
+    bad = "  authentication {\n    auth_type PASS\n    auth_pass wrong\n  }\n"
+    r0, r1 = routers
+    cap = Capture(lab, tmp_path)
+    r0.start(conf(instance_conf(prio=150, adv=1, version=2, extra=auth)))
+    r1.start(conf(instance_conf(prio=100, adv=1, version=2, extra=auth)))
+    r0.wait_state("MASTER", timeout=8)
+    r1.wait_state("BACKUP")
+    time.sleep(1.5)
+    assert r1.state() == "BACKUP" and r1.counters()["adverts_received"] >= 1
+    # a third router with another password does not hear them: it becomes MASTER and drops every advert
+    r2 = Router(lab.hosts[2], tmp_path, "r2")
+    r2.start(conf(instance_conf(prio=50, adv=1, version=2, extra=bad, vips=("192.0.2.101/24",))))
+    try:
+        r2.wait_state("MASTER", timeout=10)
+        c = r2.counters()
+        assert c.get("auth_failure", 0) >= 1 and c.get("adverts_received", 0) == 0
+        assert r0.state() == "MASTER"
+        assert r0.counters().get("auth_failure", 0) >= 1  # and r0 drops r2's adverts
+    finally:
+        r2.stop()
+    cap.stop()
+    ads = [a for a in cap.adverts() if a.src == lab.ip4(0)]
+    assert ads and all(a.version == 2 for a in ads)
+
+
+def test_preempt_nopreempt_and_preempt_delay(lab: LabBridge, routers: list[Router]) -> None:
+    r0, r1 = routers
+    r1.start(conf(instance_conf(prio=100, adv=0.1)))
+    r1.wait_state("MASTER")
+    # nopreempt: the higher priority stays BACKUP
+    r0.start(conf(instance_conf(prio=150, adv=0.1, extra="  nopreempt\n")))
+    r0.wait_state("BACKUP")
+    time.sleep(1.0)
+    assert r0.state() == "BACKUP" and r1.state() == "MASTER"
+    # reload r0 to preempt with a 1 s preempt_delay: it takes over, but not before the delay
+    t = time.monotonic()
+    r0.stop()
+    r0.start(conf(instance_conf(prio=150, adv=0.1, extra="  preempt_delay 1\n")))
+    r0.wait_state("BACKUP")
+    t_backup = time.monotonic()
+    r0.wait_state("MASTER", timeout=6)
+    assert time.monotonic() - t_backup > 1.0, "took over before preempt_delay"
+    r1.wait_state("BACKUP")
+    assert time.monotonic() - t < 10
+
+
+def test_unicast_peers(lab: LabBridge, routers: list[Router], tmp_path: Path) -> None:
+    def uni(me: int, peer: int) -> str:
+        return (f"  unicast_src_ip {lab.ip4(me)}\n  unicast_peer {{\n    {lab.ip4(peer)}\n  }}\n")
+    cap = Capture(lab, tmp_path)
+    r0, r1 = routers
+    r0.start(conf(instance_conf(prio=150, adv=0.1, extra=uni(0, 1))))
+    r1.start(conf(instance_conf(prio=100, adv=0.1, extra=uni(1, 0))))
+    r0.wait_state("MASTER")
+    r1.wait_state("BACKUP")
+    time.sleep(0.5)
+    assert r1.counters()["adverts_received"] >= 3
+    r0.kill_all()
+    r1.wait_state("MASTER", timeout=3)
+    cap.stop()
+    ads = cap.adverts()
+    assert ads and all(a.dst == lab.ip4(1 - (a.src == lab.ip4(1))) for a in ads)
+
+
+def test_ipv6_v3_election_and_failover(lab: LabBridge, routers: list[Router], tmp_path: Path) -> None:
+    vip6 = "fd00::100/64"
+    cap = Capture(lab, tmp_path)
+    r0, r1 = routers
+    r0.start(conf(instance_conf(prio=150, adv=0.1, vips=(vip6,), vrid=52)))
+    r1.start(conf(instance_conf(prio=100, adv=0.1, vips=(vip6,), vrid=52)))
+    r0.wait_state("MASTER", timeout=15)
+    r1.wait_state("BACKUP")
+    assert has_vip(r0, vip6) and not has_vip(r1, vip6)
+    wait_for(lambda: lab.hosts[2].run(["ping", "-6", "-c", "1", "-W", "1", "fd00::100"], check=False).returncode == 0,
+             5, interval=0.2, message="client cannot reach the IPv6 VIP")
+    r0.stop()
+    r1.wait_state("MASTER", timeout=3)
+    assert has_vip(r1, vip6)
+    cap.stop()
+    ads = cap.adverts()
+    assert ads and all(a.src.startswith("fe80::") and a.dst == "ff02::12" and a.version == 3 for a in ads)
