@@ -89,6 +89,68 @@ def saved() -> str:
     return subprocess.run(["ipvsadm", "-S", "-n"], capture_output=True, text=True, check=True).stdout
 
 
+TRAFFIC = """
+global_defs {
+    lb_backend ipvs
+}
+virtual_server 203.0.113.100 80 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 198.51.100.21 8080 {
+    }
+    real_server 198.51.100.22 8080 {
+    }
+}
+"""
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(argv, check=True, timeout=30)
+
+
+def traffic(run: str) -> dict[str, Any]:
+    """Real TCP through kernel IPVS NAT: client netns -> guest (the LB) -> a real-server netns holding both
+    real server addresses; the tiny server answers with the address it was reached on."""
+    here = "tests/integration/ipvsd"
+    sh("ip", "route", "del", "198.51.100.0/24", "dev", "lo")
+    for ns in ("c", "r"):
+        sh("ip", "netns", "add", ns)
+    sh("ip", "link", "add", "vc", "type", "veth", "peer", "name", "eth0", "netns", "c")
+    sh("ip", "link", "add", "vr", "type", "veth", "peer", "name", "eth0", "netns", "r")
+    sh("ip", "addr", "add", "203.0.113.1/24", "dev", "vc")
+    sh("ip", "addr", "add", "203.0.113.100/32", "dev", "lo")
+    sh("ip", "addr", "add", "198.51.100.1/24", "dev", "vr")
+    sh("ip", "link", "set", "vc", "up")
+    sh("ip", "link", "set", "vr", "up")
+    script = ("ip link set lo up; ip link set eth0 up; ip addr add 203.0.113.2/24 dev eth0; "
+              "ip route add default via 203.0.113.1")
+    sh("ip", "netns", "exec", "c", "sh", "-c", script)
+    script = ("ip link set lo up; ip link set eth0 up; ip addr add 198.51.100.21/24 dev eth0; "
+              "ip addr add 198.51.100.22/24 dev eth0; ip route add default via 198.51.100.1")
+    sh("ip", "netns", "exec", "r", "sh", "-c", script)
+    server = subprocess.Popen(["ip", "netns", "exec", "r", sys.executable, f"{here}/rsserver.py", "rs", "8080"],
+                              stdout=subprocess.PIPE, text=True)
+    out: dict[str, Any] = {}
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        eng = Engine(run)
+        eng.configure(conf(TRAFFIC))
+        got = subprocess.run(["ip", "netns", "exec", "c", sys.executable, f"{here}/client.py", "203.0.113.100",
+                              "80", "6"], capture_output=True, text=True, timeout=60, check=True).stdout
+        out["answers"] = json.loads(got)
+        out["stats"] = eng.stats()
+        eng.set_health("203.0.113.100:80/198.51.100.21:8080", {"health": "down"})
+        got = subprocess.run(["ip", "netns", "exec", "c", sys.executable, f"{here}/client.py", "203.0.113.100",
+                              "80", "3"], capture_output=True, text=True, timeout=60, check=True).stdout
+        out["after_down"] = json.loads(got)
+        eng.stop(True)
+    finally:
+        server.kill()
+        server.wait()
+    return out
+
+
 def main() -> int:
     out: dict[str, Any] = {}
     # Inside the guest only: real servers must be routable for IPVS to accept them ("address not unicast").
@@ -139,6 +201,7 @@ def main() -> int:
     out["after_stop_keep"] = saved().count("-A ")
     e5.stop(True, "all")
     out["after_stop_flush_all"] = saved()
+    out["traffic"] = traffic(run)
     try:
         Engine(run).configure(conf(FNAT))
         out["fnat_error"] = None

@@ -65,3 +65,15 @@ def test_fnat_on_ipvs_is_an_error_with_file_line(ipvs_guest: GuestRun) -> None:
 def test_health_event_latency_is_recorded(ipvs_guest: GuestRun) -> None:
     # UML makes every syscall slow; this bounds the guest figure, the report gives it.
     assert ipvs_guest.data["health_ms_p99"] < 200
+
+
+def test_real_tcp_traffic_through_kernel_ipvs_nat(ipvs_guest: GuestRun) -> None:
+    t = ipvs_guest.data["traffic"]
+    # NAT: the real server sees the client's address and is reached on its own; rr alternates
+    assert {a.split()[1] for a in t["answers"]} == {"203.0.113.2"}
+    seq = [a.split()[2] for a in t["answers"]]
+    assert set(seq[:2]) == {"198.51.100.21", "198.51.100.22"} and seq == seq[:2] * 3, seq
+    st = t["stats"]["tcp:203.0.113.100:80"]  # (the cumulative counter lags: the kernel sums it every 2 s)
+    assert st["active"] + st["inactive"] == 6
+    # a real server down: the next connections all go to the other one
+    assert [a.split()[2] for a in t["after_down"]] == ["198.51.100.22"] * 3

@@ -1,4 +1,4 @@
-"""A real server for the load-balancer tests: answers every TCP connection with ``NAME PEER-ADDRESS``.
+"""A real server for the load-balancer tests: answers every TCP connection with ``NAME PEER-ADDRESS LOCAL-ADDRESS``.
 
 ``python rsserver.py NAME PORT``; the peer address lets a test see whether the load balancer did FNAT.
 A request starting with ``HOLD`` gets the same answer and the connection stays open (up to 60 s) until
@@ -16,7 +16,8 @@ async def main(name: str, port: int) -> None:
         try:
             req = await asyncio.wait_for(reader.read(1024), timeout=2.0)
             peer = writer.get_extra_info("peername")[0]
-            writer.write(f"{name} {peer}\n".encode())
+            local = writer.get_extra_info("sockname")[0]
+            writer.write(f"{name} {peer} {local}\n".encode())
             await writer.drain()
             if req.startswith(b"HOLD"):  # a long-lived connection: open until the client closes it
                 await asyncio.wait_for(reader.read(1024), timeout=60.0)
