@@ -74,8 +74,26 @@ class IpvsRole:
             res = self.engine.configure(config)
         except ConfigRefused as e:
             raise RoleExit(ExitCode.CONFIG, "; ".join(e.errors))
+        self._omega(self.config, config)
         self.config = config
         self._after(res.events)
+
+    def _omega(self, old: Config | None, new: Config) -> None:
+        """keepalived's omega: a virtual server removed by a reload runs its real servers' notify_down
+        and its quorum_down, as if everything had gone down."""
+        if old is None:
+            return
+        from ipvsd.desired import vs_key
+
+        kept = {vs_key(v) for v in new.virtual_servers}
+        for vs in old.virtual_servers:
+            if vs.omega and vs_key(vs) not in kept:
+                log.info("Removing virtual server %s (omega: running its down notifiers)", vs_key(vs))
+                for rs in vs.real_servers:
+                    if rs.notify_down:
+                        self._run_script(rs.notify_down)
+                if vs.quorum_down:
+                    self._run_script(vs.quorum_down)
 
     def _after(self, events: list[QuorumEvent]) -> None:
         for ev in events:

@@ -167,9 +167,30 @@ class Engine:
             raise ConfigRefused(ch.errors)
         for n in ch.notices:
             log.warning("%s", n)
+        if self._nft_factory is None:  # the real data plane (tests with fakes have no interfaces to look at)
+            self._warn_missing_laddrs(trial.services)
         self.config = config
         self.assign = ch.backend
         return self.update(full=True)
+
+    def _warn_missing_laddrs(self, services: dict[ServiceKey, Service]) -> None:
+        """Pool addresses that are on no interface cannot source anything: name them (adding them is the
+        operator's job, or static_ipaddress')."""
+        pool = {a for s in services.values() for a in s.laddrs}
+        if not pool:
+            return
+        try:
+            from pyroute2 import IPRoute
+
+            with IPRoute() as ipr:
+                have = {str(m.get_attr("IFA_ADDRESS")) for m in ipr.get_addr()}
+        except Exception as e:  # the check is advice; never a reason to stop
+            log.debug("cannot list addresses: %s", e)
+            return
+        missing = sorted(pool - have)
+        if missing:
+            log.warning("local_address_group addresses on no interface (FNAT cannot use them): %s",
+                        ", ".join(missing))
 
     def set_health(self, rs_key: str, data: dict[str, Any] | None) -> Result:
         if data is None:

@@ -25,6 +25,14 @@ def main() -> int:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     eng = Engine(args.run_dir)
+    warnings: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno == logging.WARNING:
+                warnings.append(record.getMessage())
+
+    logging.getLogger("pykeepalived.ipvs").addHandler(Keep())
     for line in sys.stdin:
         req = json.loads(line)
         out: dict[str, Any] = {"ok": True}
@@ -35,8 +43,10 @@ def main() -> int:
                 if r.config is None or r.diag.errors:
                     out = {"ok": False, "errors": [str(p) for p in r.diag.errors]}
                 else:
+                    warnings.clear()
                     res = eng.configure(r.config)
                     out["changes"] = res.changes
+                    out["warnings"] = list(warnings)
             elif req["op"] == "health":
                 res = eng.set_health(req["key"], req["data"])
                 out["changes"] = res.changes

@@ -85,6 +85,13 @@ def test_sh_keeps_a_client_on_one_server(lab: LbLab, drv) -> None:  # type: igno
     assert len(set(names(lab.requests(80, 8)))) == 1
 
 
+def test_pool_address_on_no_interface_is_named(lab: LbLab, drv) -> None:  # type: ignore[no-untyped-def]
+    pool = POOLCONF.replace(f"    {POOL[1]}\n", f"    {POOL[1]}\n    198.51.100.250\n")
+    r = drv.call("config", text=pool + vs(80, "    lb_algo rr\n    laddr_group_name pool", method="FNAT"))
+    assert r["ok"] and r["warnings"] == ["local_address_group addresses on no interface (FNAT cannot use them): "
+                                         "198.51.100.250"]
+
+
 def test_persistence_holds(lab: LbLab, drv) -> None:  # type: ignore[no-untyped-def]
     drv.config(POOLCONF + vs(80, "    lb_algo rr\n    persistence_timeout 30\n    laddr_group_name pool",
                              method="FNAT"))

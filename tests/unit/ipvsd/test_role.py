@@ -90,3 +90,18 @@ def test_unservable_configuration_is_a_config_exit(tmp_path: Path) -> None:
     with pytest.raises(RoleExit) as e:
         asyncio.run(role.start(Rt(tmp_path), config(CONF.replace("NAT", "TUN")), 1))  # type: ignore[arg-type]
     assert "k.conf:2: nftables backend: lb_kind TUN needs kernel IPVS" in str(e.value)
+
+
+def test_omega_runs_down_notifiers_of_a_removed_virtual_server(tmp_path: Path) -> None:
+    role = IpvsRole(lambda d: Engine(d, ipvs_probe=lambda: False, nft_factory=FakeNft, sysctls=False))
+    ran: list[str] = []
+    role._run_script = ran.append  # type: ignore[method-assign]
+    with_omega = CONF.replace("    protocol TCP\n", "    protocol TCP\n    omega\n    quorum_down /bin/qd\n").replace(
+        "        weight 3\n", "        weight 3\n        notify_down /bin/nd\n")
+
+    async def go() -> None:
+        await role.start(Rt(tmp_path), config(with_omega), 1)  # type: ignore[arg-type]
+        await role.apply(config("virtual_server 192.0.2.11 80 {\n    real_server 198.51.100.2 80 {\n    }\n}\n"), 2)
+
+    asyncio.run(go())
+    assert ran == ["/bin/nd", "/bin/qd"]
