@@ -238,15 +238,28 @@ class Instance:
         self._arm()
 
     def _arm(self) -> None:
+        # Lazy re-arming: a BACKUP pushes its deadline forward on every advert; instead of cancelling
+        # and re-scheduling a handle each time, the armed handle fires at the old time and re-arms.
         d = self.machine.deadline
-        if self._timer is not None and (d is None or self._timer.when() != d):
+        if d is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return
+        if self._timer is not None:
+            if self._timer.when() <= d:
+                return
             self._timer.cancel()
-            self._timer = None
-        if d is not None and self._timer is None:
-            self._timer = self.loop.call_at(d, self._fire)
+        self._timer = self.loop.call_at(d, self._fire)
 
     def _fire(self) -> None:
         self._timer = None
+        d = self.machine.deadline
+        if d is None:
+            return
+        if self.loop.time() + 1e-6 < d:
+            self._timer = self.loop.call_at(d, self._fire)
+            return
         self.event(Event.TIMER)
 
     def on_packet(self, rx: P.Received) -> None:

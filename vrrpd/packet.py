@@ -233,10 +233,11 @@ class Checked:
 
 
 def _is_multicast(addr: str) -> bool:
-    try:
-        return ipaddress.ip_address(addr).is_multicast
-    except ValueError:
-        return False
+    # cheaper than ipaddress on the per-packet path (addresses here come from inet_ntop)
+    if ":" in addr:
+        return addr[:2].lower() == "ff"
+    head = addr.split(".", 1)[0]
+    return head.isdigit() and 224 <= int(head) <= 239
 
 
 def check(rx: Received, ctx: RxContext) -> Checked:
@@ -292,7 +293,8 @@ def check(rx: Received, ctx: RxContext) -> Checked:
     if ctx.owner_ignore_adverts:
         raise Drop(R_OWNER_IGNORE)
     # 13. Address list: counted when it differs, the advert is still used.
-    addr_ok = adv.naddr == len(ctx.vips) and frozenset(_canon(a) for a in adv.addresses) == ctx.vips
+    addr_ok = adv.naddr == len(ctx.vips) and (frozenset(adv.addresses) == ctx.vips
+                                              or frozenset(_canon(a) for a in adv.addresses) == ctx.vips)
     return Checked(adv, rx.src, addr_ok)
 
 
