@@ -169,3 +169,24 @@ def test_ipv6_v3_election_and_failover(lab: LabBridge, routers: list[Router], tm
     cap.stop()
     ads = cap.adverts()
     assert ads and all(a.src.startswith("fe80::") and a.dst == "ff02::12" and a.version == 3 for a in ads)
+
+
+def test_reload_applies_the_difference_without_reelection(lab: LabBridge, routers: list[Router]) -> None:
+    r0, r1 = routers
+    vip2 = "192.0.2.102/24"
+    r0.start(conf(instance_conf(prio=150, adv=0.1)))
+    r0.wait_state("MASTER")
+    r1.start(conf(instance_conf(prio=100, adv=0.1)))
+    r1.wait_state("BACKUP")
+    pid = r0.vrrp_pid()
+    r0.reload(conf(instance_conf(prio=150, adv=0.1, vips=(VIP, vip2))))
+    wait_for(lambda: has_vip(r0, vip2), 5, interval=0.05, message="added VIP not added")
+    r0.reload(conf(instance_conf(prio=150, adv=0.1, vips=(vip2,))))
+    wait_for(lambda: not has_vip(r0, VIP), 5, interval=0.05, message="removed VIP still there")
+    assert has_vip(r0, vip2) and r0.vrrp_pid() == pid
+    # a priority change below the peer's is applied in place too: the peer preempts
+    r0.reload(conf(instance_conf(prio=50, adv=0.1, vips=(vip2,))))
+    r1.wait_state("MASTER", timeout=5)
+    r0.wait_state("BACKUP")
+    assert r0.transitions() == ["BACKUP", "MASTER", "BACKUP"]  # no re-election on the VIP reloads
+    assert r1.transitions() == ["BACKUP", "MASTER"]
