@@ -34,10 +34,11 @@ from typing import Any
 from supervisor.bus import Envelope
 from supervisor.config.model.config import Config
 from vrrpd import packet as P
+from vrrpd.config import vip_spec
 from vrrpd.fsm import Action, Event, State
 from vrrpd.garp import Garp
 from vrrpd.instance import Instance, Settings, settings
-from vrrpd.kernel import Kernel
+from vrrpd.kernel import Kernel, Routing
 from vrrpd.notify import Fifo, Runner, fifo_line, shell_warning
 from vrrpd.sockets import RxSocket, TxSocket
 from vrrpd.track import LinkMonitor, ScriptTracker, effect
@@ -82,9 +83,27 @@ class Engine:
         await self.links.start()
         self.links.listeners.append(self._link_changed)
         self._configure_globals(config)
+        await self._static(config)
         await self._converge(config, first=True)
         self._tasks.append(self.loop.create_task(self._periodic()))
         await self._settle()
+
+    async def _static(self, config: Config) -> None:
+        """static_ipaddress / static_routes / static_rules: set once at start, never moved or removed."""
+        routing = Routing(self.kernel)
+        for a in config.static_ipaddress:
+            if not a.dev:
+                continue
+            try:
+                await self.kernel.add(vip_spec(a.address, a.dev, a.scope, a.label, a.source))
+            except Exception as e:
+                log.error("%s%s", f"{a.source}: " if a.source else "", e)
+        for what, items in (("route", config.static_routes), ("rule", config.static_rules)):
+            for item in items:
+                try:
+                    await getattr(routing, what)("add", item)
+                except Exception as e:
+                    log.error("%s%s", f"{item.source}: " if item.source else "", e)
 
     async def _settle(self) -> None:
         """Return once every instance configured MASTER has become MASTER (VIPs in place) or found a

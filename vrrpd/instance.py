@@ -17,7 +17,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from supervisor.config.model.globals import GlobalDefs
@@ -26,6 +26,7 @@ from vrrpd import packet as P
 from vrrpd.config import VipSpec, vip_spec
 from vrrpd.fsm import Action, Event, Heard, Machine, Params, State
 from vrrpd.garp import Garp
+from vrrpd.kernel import Routing
 from vrrpd.sockets import TxSocket
 from vrrpd.track import Track
 
@@ -67,6 +68,8 @@ class Settings:
     garp_lower_prio_repeat: int
     tracks: tuple[Track, ...]
     notify: dict[str, str]
+    routes: tuple[Any, ...]
+    rules: tuple[Any, ...]
     sync_group: str | None
     source: str = ""
 
@@ -77,7 +80,7 @@ class Settings:
                 self.auth_pass, self.mcast_group, self.unicast_src, self.unicast_peers, self.unicast_ttl,
                 self.checksum_as_v2, self.initial_master, self.preempt, self.preempt_delay,
                 self.down_timer_adverts, self.lower_prio_no_advert, self.higher_prio_send_advert,
-                self.owner_ignore_adverts)
+                self.owner_ignore_adverts, self.routes, self.rules)
 
 
 def settings(inst: VrrpInstance, g: GlobalDefs, scripts: dict[str, tuple[int, bool]]) -> Settings:
@@ -145,7 +148,10 @@ def settings(inst: VrrpInstance, g: GlobalDefs, scripts: dict[str, tuple[int, bo
         garp_lower_prio_repeat=(inst.garp_lower_prio_repeat if inst.garp_lower_prio_repeat is not None
                                 else (g.vrrp_garp_lower_prio_repeat if g.vrrp_garp_lower_prio_repeat is not None
                                       else garp_repeat)),
-        tracks=tuple(tracks), notify=notify, sync_group=inst.sync_group, source=inst.source)
+        tracks=tuple(tracks), notify=notify, sync_group=inst.sync_group, source=inst.source,
+        routes=tuple(replace(r, dev=r.dev or (iface if r.via is None and not r.route_type else r.dev))
+                     for r in inst.virtual_routes),
+        rules=tuple(inst.virtual_rules))
 
 
 Hooks = Callable[["Instance", Action], None]
@@ -178,6 +184,7 @@ class Instance:
         self._msgs: dict[int, bytes] = {}
         self.held_vips: set[tuple[str, str, int]] = set()
         self.rxctx = self._rxctx()
+        self.routing = Routing(self.kernel)
 
     # -- configuration -----------------------------------------------------------------------------
 
@@ -351,10 +358,23 @@ class Instance:
                 self.counters["vip_add"] += 1
             except Exception as e:
                 log.error("%s(%s) %s", f"{v.source}: " if v.source else "", self.s.name, e)
+        # then routes, then rules (keepalived's order)
+        for what, items in (("route", self.s.routes), ("rule", self.s.rules)):
+            for item in items:
+                try:
+                    await getattr(self.routing, what)("add", item)
+                except Exception as e:
+                    log.error("%s(%s) %s", f"{item.source}: " if item.source else "", self.s.name, e)
 
     async def _del_vips(self) -> None:
         if self.held_vips:
             log.info("(%s) removing VIPs.", self.s.name)  # keepalived's wording
+            for what, items in (("rule", self.s.rules), ("route", self.s.routes)):
+                for item in items:
+                    try:
+                        await getattr(self.routing, what)("del", item)
+                    except Exception as e:
+                        log.error("(%s) %s", self.s.name, e)
         for v in self.s.vips + self.s.evips:
             try:
                 await self.kernel.delete(v)

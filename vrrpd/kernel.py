@@ -80,3 +80,94 @@ class Kernel(Netlink):
         except NetlinkError as e:
             if e.code != errno.EEXIST:
                 raise NetlinkFailure(e.code, f"cannot add {vip}: {e}")
+
+
+RT_TABLES = {"main": 254, "local": 255, "default": 253, "unspec": 0}
+RT_TYPES = {"unicast": 1, "local": 2, "broadcast": 3, "anycast": 4, "multicast": 5, "blackhole": 6,
+            "unreachable": 7, "prohibit": 8, "throw": 9, "nat": 10}
+FR_ACTIONS = {"table": 1, "goto": 2, "nop": 3, "blackhole": 6, "unreachable": 7, "prohibit": 8}
+
+
+def table_id(table: str | None) -> int:
+    if table is None:
+        return 254
+    if table.isdigit():
+        return int(table)
+    if table in RT_TABLES:
+        return RT_TABLES[table]
+    try:
+        with open("/etc/iproute2/rt_tables", encoding="utf-8") as f:
+            for line in f:
+                parts = line.split("#", 1)[0].split()
+                if len(parts) == 2 and parts[1] == table and parts[0].isdigit():
+                    return int(parts[0])
+    except OSError:
+        pass
+    raise ValueError(f"unknown routing table {table}")
+
+
+def _family_of(*addrs: str | None) -> int:
+    return socket.AF_INET6 if any(a and ":" in a for a in addrs) else socket.AF_INET
+
+
+class Routing:
+    """virtual_routes / virtual_rules / static_* through pyroute2 (idempotent like the addresses)."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+
+    async def route(self, cmd: str, r: Any) -> None:
+        ipr = self.kernel.ipr
+        assert ipr is not None
+        fam = _family_of(r.dest if r.dest != "default" else None, r.via, r.src)
+        kw: dict[str, Any] = {"family": fam, "table": table_id(r.table)}
+        if r.dest == "default":
+            kw["dst"] = "::/0" if fam == socket.AF_INET6 else "0.0.0.0/0"
+        else:
+            kw["dst"] = r.dest if "/" in r.dest else f"{r.dest}/{128 if fam == socket.AF_INET6 else 32}"
+        if r.via:
+            kw["gateway"] = r.via
+        if r.src:
+            kw["prefsrc"] = r.src
+        if r.metric is not None:
+            kw["priority"] = r.metric
+        if r.route_type:
+            kw["type"] = RT_TYPES.get(r.route_type, 1)
+        if r.dev:
+            index = await self.kernel.ifindex(r.dev)
+            if index is None:
+                raise NetlinkFailure(errno.ENODEV, f"interface {r.dev} not found")
+            kw["oif"] = index
+        try:
+            await ipr.route(cmd, **kw)
+        except NetlinkError as e:
+            if not ((cmd == "add" and e.code == errno.EEXIST) or (cmd == "del" and e.code in (errno.ESRCH, errno.ENOENT))):
+                raise NetlinkFailure(e.code, f"cannot {cmd} route {r.dest}: {e}")
+
+    async def rule(self, cmd: str, r: Any) -> None:
+        ipr = self.kernel.ipr
+        assert ipr is not None
+        fam = _family_of(r.from_, r.to)
+        kw: dict[str, Any] = {"family": fam, "table": table_id(r.table) if r.table else 254,
+                              "action": FR_ACTIONS.get(r.action or "table", 1)}
+        for key, val in (("src", r.from_), ("dst", r.to)):
+            if val and val != "all":
+                addr, _, plen = val.partition("/")
+                kw[key] = addr
+                kw[f"{key}_len"] = int(plen) if plen else (128 if fam == socket.AF_INET6 else 32)
+        if r.priority is not None:
+            kw["priority"] = r.priority
+        if r.fwmark:
+            mark, _, mask = r.fwmark.partition("/")
+            kw["fwmark"] = int(mark, 0)
+            if mask:
+                kw["fwmask"] = int(mask, 0)
+        if r.iif:
+            kw["iifname"] = r.iif
+        if r.oif:
+            kw["oifname"] = r.oif
+        try:
+            await ipr.rule(cmd, **kw)
+        except NetlinkError as e:
+            if not ((cmd == "add" and e.code == errno.EEXIST) or (cmd == "del" and e.code in (errno.ESRCH, errno.ENOENT))):
+                raise NetlinkFailure(e.code, f"cannot {cmd} rule: {e}")

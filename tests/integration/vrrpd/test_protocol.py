@@ -190,3 +190,32 @@ def test_reload_applies_the_difference_without_reelection(lab: LabBridge, router
     r0.wait_state("BACKUP")
     assert r0.transitions() == ["BACKUP", "MASTER", "BACKUP"]  # no re-election on the VIP reloads
     assert r1.transitions() == ["BACKUP", "MASTER"]
+
+
+def test_virtual_routes_rules_and_static_setup(lab: LabBridge, routers: list[Router]) -> None:
+    r0 = routers[0]
+    head = ("static_ipaddress {\n  192.0.2.50/24 dev eth0\n}\n"
+            "static_routes {\n  198.51.100.0/25 via 192.0.2.254 dev eth0\n}\n")
+    extra = ("  virtual_routes {\n    203.0.113.0/24 via 192.0.2.254 dev eth0 metric 5\n"
+             "    blackhole 198.51.100.128/25\n    default via 192.0.2.253 dev eth0 table 100\n  }\n"
+             "  virtual_rules {\n    from 192.0.2.100 table 100 priority 100\n  }\n")
+    r0.start(conf(instance_conf(prio=150, adv=0.1, state="MASTER", extra=extra), head=head))
+    r0.wait_state("MASTER")
+
+    def routes() -> str:
+        return r0.ns.run(["ip", "route", "show", "table", "all"]).stdout
+
+    def rules() -> str:
+        return r0.ns.run(["ip", "rule", "show"]).stdout
+    wait_for(lambda: "203.0.113.0/24 via 192.0.2.254" in routes(), 5, interval=0.05)
+    text = routes()
+    assert "metric 5" in text and "blackhole 198.51.100.128/25" in text
+    assert "default via 192.0.2.253 dev eth0 table 100" in text
+    assert "198.51.100.0/25 via 192.0.2.254" in text  # static
+    assert "from 192.0.2.100 lookup 100" in rules()
+    assert "192.0.2.50/24" in r0.ns.address_cidrs("eth0")
+    assert r0.stop() == 0
+    text = routes()
+    assert "203.0.113.0/24" not in text and "blackhole" not in text and "table 100" not in text
+    assert "lookup 100" not in rules()
+    assert "198.51.100.0/25 via 192.0.2.254" in text and "192.0.2.50/24" in r0.ns.address_cidrs("eth0")
