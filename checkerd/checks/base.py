@@ -1,7 +1,9 @@
 """What every health check shares: its result, its target, and a socket made the keepalived way.
 
 A check is one attempt (one connect, one request, one script run): ``await check.run()`` returns a
-:class:`Result` and never raises for anything a remote server or a script does. Scheduling (warmup,
+:class:`Result` and never raises for anything a remote server or a script does. The checks that run
+by the thousand (TCP_CHECK, HTTP_GET) also have a callback-driven :class:`Attempt` on the reactor
+(``checkerd.reactor``), which costs no task, no coroutine and no asyncio transport. Scheduling (warmup,
 delay_loop, retries, alpha) is not a check's business: ``checkerd.scheduler`` does it, the same way
 for every checker type, as keepalived's epilog functions do.
 
@@ -11,13 +13,17 @@ bind_port, bind_if, fwmark) and connects within ``connect_timeout``.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
+import functools
 import ipaddress
+import os
 import socket
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from supervisor.config.model.checkers import Checker
@@ -61,6 +67,7 @@ class Target:
         return f"[{self.rs_address}]:{self.protocol}:{self.rs_port}"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # parsed on every attempt otherwise: ipaddress is slow
 def family_of(address: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
 
@@ -69,17 +76,77 @@ class ConnectError(Exception):
     """A connection attempt failed; ``str()`` is keepalived's wording (Timeout connecting, …)."""
 
 
+def connect_error_text(err: int) -> str:
+    """keepalived's words for a failed connect() with ``errno`` ``err``."""
+    if err in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return "network unreachable"
+    return "Connection failed" if err == errno.ECONNREFUSED else f"Error connecting ({os.strerror(err)})"
+
+
+class Attempt(Protocol):
+    """One attempt driven by callbacks on the reactor (the fast path of TCP_CHECK and HTTP_GET).
+
+    ``start()`` may call the ``done`` callback it was built with before returning; after ``abort()``
+    it is never called.
+    """
+
+    def start(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
 def make_socket(cfg: Checker, kind: socket.SocketKind, proto: int = 0) -> socket.socket:
     """A non-blocking socket towards ``cfg.connect_ip`` with bindto/bind_port/bind_if/fwmark applied."""
+    s = socket.socket(family_of(_ip(cfg)), kind | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, proto)
+    return _apply_options(cfg, s)
+
+
+def make_raw_socket(cfg: Checker) -> _socket.socket:
+    """:func:`make_socket` for TCP without the Python ``socket.socket`` wrapper, for the reactor's attempts
+    (the wrapper's constructor alone is a tenth of a TCP_CHECK's CPU)."""
+    s = _socket.socket(family_of(_ip(cfg)), socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+    return _apply_options(cfg, s)
+
+
+def connect_now(s: _socket.socket, address: tuple[str, int]) -> int | None:
+    """Start a non-blocking connect: 0 if connected already, an errno if failed, None if pending.
+
+    To a local or very near server the kernel often completes the handshake (or the refusal) before
+    connect() returns, although it reports EINPROGRESS: asking then costs two cheap syscalls and saves
+    a trip through epoll and the loop, the largest part of a TCP_CHECK's own CPU.
+    """
+    try:
+        err = s.connect_ex(address)
+    except OSError as e:  # an address the kernel rejects outright
+        return e.errno or errno.EINVAL
+    if err != errno.EINPROGRESS:
+        return err
+    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        return err
+    try:
+        s.getpeername()
+    except OSError:
+        return None
+    return 0
+
+
+def _ip(cfg: Checker) -> str:
     assert cfg.connect_ip is not None
-    fam = family_of(cfg.connect_ip)
-    s = socket.socket(fam, kind | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, proto)
+    return cfg.connect_ip
+
+
+_S = TypeVar("_S", bound=_socket.socket)
+
+
+def _apply_options(cfg: Checker, s: _S) -> _S:
     try:
         if cfg.fwmark:
             s.setsockopt(socket.SOL_SOCKET, SO_MARK, cfg.fwmark)
         if cfg.bind_if:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, cfg.bind_if.encode())
         if cfg.bindto or cfg.bind_port:
+            fam = family_of(_ip(cfg))
             s.bind((cfg.bindto or ("::" if fam == socket.AF_INET6 else "0.0.0.0"), cfg.bind_port))
     except BaseException:
         s.close()
@@ -103,9 +170,7 @@ async def connect_socket(cfg: Checker, timeout: float | None = None) -> socket.s
         raise ConnectError("Timeout connecting")
     except OSError as e:
         s.close()
-        if e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-            raise ConnectError("network unreachable")
-        raise ConnectError("Connection failed" if e.errno == errno.ECONNREFUSED else f"Error connecting ({e.strerror})")
+        raise ConnectError(connect_error_text(e.errno or 0))
     except BaseException:
         s.close()
         raise
@@ -120,10 +185,15 @@ class Check(ABC):
     def __init__(self, cfg: Checker, target: Target) -> None:
         self.cfg = cfg
         self.target = target
+        self.address = (cfg.connect_ip or target.rs_address, cfg.connect_port or target.rs_port)
 
     @abstractmethod
     async def run(self) -> Result:
         """One attempt. Must not raise for anything the remote side or a script does."""
+
+    def attempt(self, done: Callable[[Result], None]) -> Attempt | None:
+        """A callback-driven attempt reporting to ``done``, or None: this check only has :meth:`run`."""
+        return None
 
     def describe(self) -> str:
         """Which check, for the bus's ``failed`` key and logs: ``TCP_CHECK [192.0.2.2]:80``."""

@@ -19,9 +19,11 @@ kept (MD5 and the regex window only), and every read, plus the whole attempt, ha
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import contextlib
 import hashlib
+import logging
 import re
 import socket
 import ssl
@@ -30,11 +32,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from checkerd.checks.base import Check, ConnectError, Result, Target, connect_socket
+from checkerd.checks.base import (
+    Check,
+    ConnectError,
+    Result,
+    Target,
+    connect_error_text,
+    connect_now,
+    connect_socket,
+    make_raw_socket,
+)
+from checkerd.reactor import IN, OUT, Reactor, reactor
 
 if TYPE_CHECKING:
     from supervisor.config.model.checkers import Checker, HttpUrl
     from supervisor.config.model.lvs import SslConfig
+
+log = logging.getLogger("pykeepalived.checker")
 
 MAX_BUFFER = 4096  # keepalived's MAX_BUFFER_LENGTH: reads and the header fit in MAX_BUFFER - 1 bytes
 REGEX_WINDOW = 4096  # bytes of earlier body kept so a regex match may straddle two reads
@@ -308,6 +322,21 @@ class HttpCheck(Check):
             self.kind = "SSL_GET"
         self.regexes = [compile_regex(u) for u in cfg.urls]
         self.len_mismatch: dict[int, int] = {}
+        assert cfg.connect_ip is not None
+        self.requests = [build_request(u.path, cfg.connect_ip, cfg.connect_port, vhost_for(cfg, u),
+                                       cfg.http_protocol) for u in cfg.urls]
+
+    def attempt(self, done: Callable[[Result], None]) -> HttpAttempt | None:
+        return None if self.tls is not None else HttpAttempt(self, reactor(), done)
+
+    def budget(self) -> float:
+        """Whole-URL bound (keepalived has none: a server that trickles bytes forever would hang it)."""
+        return self.cfg.connect_timeout + max(self.cfg.delay_loop, self.cfg.connect_timeout)
+
+    def reader(self, i: int) -> ResponseReader:
+        url = self.cfg.urls[i]
+        return ResponseReader(want_digest=url.digest is not None, regex=self.regexes[i],
+                              regex_min_offset=url.regex_min_offset, regex_max_offset=url.regex_max_offset)
 
     async def run(self) -> Result:
         for i, url in enumerate(self.cfg.urls):
@@ -318,23 +347,27 @@ class HttpCheck(Check):
 
     async def run_url(self, i: int, url: HttpUrl) -> Result:
         cfg = self.cfg
-        assert cfg.connect_ip is not None
         loop = asyncio.get_running_loop()
-        # Whole-attempt bound (keepalived has none: a server that trickles bytes forever would hang it).
-        deadline = loop.time() + cfg.connect_timeout + max(cfg.delay_loop, cfg.connect_timeout)
+        deadline = loop.time() + self.budget()
         try:
             sock = await connect_socket(cfg)
         except ConnectError as e:
             return Result.down(f"{e} to {self.target.rs_text}")
         vhost = vhost_for(cfg, url)
-        state = ResponseReader(want_digest=url.digest is not None, regex=self.regexes[i],
-                               regex_min_offset=url.regex_min_offset, regex_max_offset=url.regex_max_offset)
-        request = build_request(url.path, cfg.connect_ip, cfg.connect_port, vhost, cfg.http_protocol)
+        state = self.reader(i)
         sni = (cfg.sni_name or vhost) if cfg.enable_sni else None
         try:
-            await fetch(sock, request, state, cfg.connect_timeout, tls=self.tls, sni=sni, deadline=deadline)
+            await fetch(sock, self.requests[i], state, cfg.connect_timeout, tls=self.tls, sni=sni, deadline=deadline)
         except HttpError as e:
-            return Result.down(f"{e} server {self.target.rs_text} url({url.path})")
+            return self.failed(str(e), url)
+        return self.judge(i, state)
+
+    def failed(self, why: str, url: HttpUrl) -> Result:
+        return Result.down(f"{why} server {self.target.rs_text} url({url.path})")
+
+    def judge(self, i: int, state: ResponseReader) -> Result:
+        """The verdict on a complete response to URL ``i`` (status, digest, regex), as keepalived's."""
+        url = self.cfg.urls[i]
         if state.header is None:
             why = " (header larger than 4095 bytes)" if state.full else ""
             return Result.down(f"Read, no data received from {self.target.rs_text}{why} url({url.path})")
@@ -345,12 +378,9 @@ class HttpCheck(Check):
         if cl is not None and cl != state.rx_bytes:
             if self.len_mismatch.get(i) != cl - state.rx_bytes:
                 self.len_mismatch[i] = cl - state.rx_bytes
-                import logging
-
-                logging.getLogger("pykeepalived.checker").info(
-                    "http_check for RS %s VS %s url %s%s: content_length (%d) does not match received bytes (%d)",
-                    self.target.rs_text, self.target.vs_text, url.virtualhost or "", url.path, cl, state.rx_bytes)
-        else:
+                log.info("http_check for RS %s VS %s url %s%s: content_length (%d) does not match received bytes (%d)",
+                         self.target.rs_text, self.target.vs_text, url.virtualhost or "", url.path, cl, state.rx_bytes)
+        elif self.len_mismatch:
             self.len_mismatch.pop(i, None)
         if url.digest is not None and state.digest().hex() != url.digest.lower():
             return Result.down(f"MD5 digest error to {self.target.rs_text} url({url.path}): "
@@ -358,6 +388,159 @@ class HttpCheck(Check):
         if url.regex is not None and state.regex_matched == url.regex_no_match:
             return Result.down(f"Regex match failed {self.target.rs_text} url({url.path})")
         return Result.up()
+
+
+READS_PER_WAKEUP = 16  # recv() calls per readiness event: a flooding server cannot hog the loop
+
+
+class HttpAttempt:
+    """One HTTP_GET attempt on a raw non-blocking socket: connect, send, read to EOF, URL after URL.
+
+    Same verdicts and wordings as :meth:`HttpCheck.run_url` (which serves SSL_GET). One reactor timer
+    at a time watches the current phase's deadline (connect/write/read: connect_timeout since the last
+    progress) and the URL's overall budget; a timer that finds the deadline moved re-arms itself.
+    """
+
+    __slots__ = (
+        "check",
+        "deadline",
+        "done",
+        "i",
+        "io_deadline",
+        "over",
+        "phase",
+        "r",
+        "sent",
+        "sock",
+        "state",
+        "token",
+    )
+
+    def __init__(self, check: HttpCheck, r: Reactor, done: Callable[[Result], None]) -> None:
+        self.check = check
+        self.r = r
+        self.done = done
+        self.sock: _socket.socket | None = None
+        self.over = False
+        self.i = -1
+        self.state: ResponseReader | None = None
+        self.phase = "connect"
+        self.sent = 0
+        self.io_deadline = self.deadline = 0.0
+        self.token = 0
+
+    def start(self) -> None:
+        self._url(0)
+
+    def abort(self) -> None:
+        self.over = True
+        self._close()
+
+    def _close(self) -> None:
+        if self.sock is not None:
+            self.r.forget(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
+
+    def _end(self, res: Result) -> None:
+        self._close()
+        if not self.over:
+            self.over = True
+            self.done(res)
+
+    def _url(self, i: int) -> None:
+        check = self.check
+        cfg = check.cfg
+        if i >= len(cfg.urls):
+            return self._end(Result.up())
+        self.i, self.sent, self.phase = i, 0, "connect"
+        self.token += 1
+        self.state = check.reader(i)
+        now = self.r.time()
+        self.deadline = now + check.budget()
+        self.io_deadline = now + cfg.connect_timeout
+        try:
+            s = make_raw_socket(cfg)
+        except OSError as e:
+            return self._end(Result.down(f"socket bind failed ({e.strerror}) to {check.target.rs_text}"))
+        err = connect_now(s, self.check.address)
+        if err:
+            s.close()
+            return self._end(Result.down(f"{connect_error_text(err)} to {check.target.rs_text}"))
+        self.sock = s
+        self.r.call_at(min(self.io_deadline, self.deadline), self._timer, self.token)
+        if err == 0:
+            self.r.register(s.fileno(), OUT, self._writable)  # for a request that does not fit at once
+            self._send()
+        else:
+            self.r.register(s.fileno(), OUT, self._connected)
+
+    def _timer(self, token: int) -> None:
+        if self.over or token != self.token:
+            return
+        now = self.r.time()
+        url = self.check.cfg.urls[self.i]
+        if now >= self.deadline and self.phase != "connect":
+            return self._end(self.check.failed("Timeout HTTP read (response not complete in time)", url))
+        if now >= self.io_deadline or now >= self.deadline:
+            if self.phase == "connect":
+                return self._end(Result.down(f"Timeout connecting to {self.check.target.rs_text}"))
+            why = {"write": "Timeout WEB write", "first": "Timeout WEB read"}.get(self.phase, "Timeout HTTP read")
+            return self._end(self.check.failed(why, url))
+        self.r.call_at(min(self.io_deadline, self.deadline), self._timer, token)
+
+    def _connected(self, events: int) -> None:
+        assert self.sock is not None
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            return self._end(Result.down(f"{connect_error_text(err)} to {self.check.target.rs_text}"))
+        self.r.modify(self.sock.fileno(), OUT, self._writable)
+        self._send()
+
+    def _writable(self, events: int) -> None:
+        self._send()
+
+    def _send(self) -> None:
+        sock = self.sock
+        assert sock is not None
+        self.phase = "write"
+        req = self.check.requests[self.i]
+        try:
+            self.sent += sock.send(req[self.sent:] if self.sent else req)
+        except BlockingIOError:
+            return
+        except OSError:
+            return self._end(self.check.failed("Cannot send get request to", self.check.cfg.urls[self.i]))
+        self.io_deadline = self.r.time() + self.check.cfg.connect_timeout
+        if self.sent >= len(req):
+            self.phase = "first"
+            self.r.modify(sock.fileno(), IN, self._readable)
+
+    def _readable(self, events: int) -> None:
+        sock, state = self.sock, self.state
+        assert sock is not None and state is not None
+        for _ in range(READS_PER_WAKEUP):
+            try:
+                chunk = sock.recv(state.read_size())
+            except BlockingIOError:
+                break
+            except OSError:
+                return self._end(self.check.failed("Read error with", self.check.cfg.urls[self.i]))
+            if not chunk:
+                return self._complete()
+            self.phase = "read"
+            state.feed(chunk)
+            if state.full:
+                return self._complete()
+        self.io_deadline = self.r.time() + self.check.cfg.connect_timeout
+
+    def _complete(self) -> None:
+        assert self.state is not None
+        self._close()
+        res = self.check.judge(self.i, self.state)
+        if not res.ok:
+            return self._end(res)
+        self._url(self.i + 1)
 
 
 def now_us() -> int:

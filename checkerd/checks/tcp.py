@@ -1,18 +1,92 @@
-"""TCP_CHECK: the real server is up when a TCP connection to it completes within connect_timeout."""
+"""TCP_CHECK: the real server is up when a TCP connection to it completes within connect_timeout.
+
+The usual path is :class:`TcpAttempt`: a non-blocking ``connect()`` watched by the reactor's epoll,
+``SO_ERROR`` read when it is writable, the socket closed at once; its timeout is a reactor timer that
+does nothing if the connect already ended. :meth:`TcpCheck.run` is the same check as a coroutine.
+"""
 
 from __future__ import annotations
 
-from checkerd.checks.base import Check, ConnectError, Result, connect_socket
+import _socket
+import socket
+from collections.abc import Callable
+
+from checkerd.checks.base import (
+    Check,
+    ConnectError,
+    Result,
+    connect_error_text,
+    connect_now,
+    connect_socket,
+    make_raw_socket,
+)
+from checkerd.reactor import OUT, Reactor, reactor
 
 
 class TcpCheck(Check):
     kind = "TCP_CHECK"
 
+    def failed(self, why: str) -> Result:
+        word = "timeout" if why == "Timeout connecting" else "failed"
+        return Result.down(f"TCP connection to {self.target.rs_text} {word}: {why}")
+
     async def run(self) -> Result:
         try:
             sock = await connect_socket(self.cfg)
         except ConnectError as e:
-            word = "timeout" if str(e) == "Timeout connecting" else "failed"
-            return Result.down(f"TCP connection to {self.target.rs_text} {word}: {e}")
+            return self.failed(str(e))
         sock.close()
         return Result.up()
+
+    def attempt(self, done: Callable[[Result], None]) -> TcpAttempt:
+        return TcpAttempt(self, reactor(), done)
+
+
+class TcpAttempt:
+    __slots__ = ("check", "done", "over", "r", "sock")
+
+    def __init__(self, check: TcpCheck, r: Reactor, done: Callable[[Result], None]) -> None:
+        self.check = check
+        self.r = r
+        self.done = done
+        self.sock: _socket.socket | None = None
+        self.over = False
+
+    def start(self) -> None:
+        cfg = self.check.cfg
+        try:
+            s = make_raw_socket(cfg)
+        except OSError as e:
+            return self._end(self.check.failed(f"socket bind failed ({e.strerror})"))
+        err = connect_now(s, self.check.address)
+        if err is not None:
+            s.close()
+            return self._end(Result.up() if err == 0 else self.check.failed(connect_error_text(err)))
+        self.sock = s
+        self.r.register(s.fileno(), OUT, self._ready)
+        self.r.call_later(cfg.connect_timeout, self._timeout)
+
+    def _close(self) -> None:
+        if self.sock is not None:
+            self.r.forget(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
+
+    def _end(self, res: Result) -> None:
+        self._close()
+        if not self.over:
+            self.over = True
+            self.done(res)
+
+    def _ready(self, events: int) -> None:
+        assert self.sock is not None
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        self._end(Result.up() if err == 0 else self.check.failed(connect_error_text(err)))
+
+    def _timeout(self, _: object) -> None:
+        if not self.over:
+            self._end(self.check.failed("Timeout connecting"))
+
+    def abort(self) -> None:
+        self.over = True
+        self._close()

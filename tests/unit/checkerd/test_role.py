@@ -57,7 +57,7 @@ def test_fresh_start_with_alpha_starts_down_and_reload_keeps_checkers() -> None:
         await role.apply(config(" weight 3\n"), 2)  # the real server changes, its checker does not
         kept = role.manager.servers[KEY].runners[0] is runner
         await role.apply(config().__class__(), 3)  # everything removed
-        gone = runner.task is not None and (runner.task.cancelled() or runner.task.cancelling() > 0)
+        gone = runner.cancelled
         await asyncio.sleep(0)
         return kept, gone, first
 
