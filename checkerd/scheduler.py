@@ -247,8 +247,8 @@ def _up_line(check: Check, url: str | None = None) -> str:
     if k in ("HTTP_GET", "SSL_GET"):
         return f"Remote Web server {rs} succeed on service."
     if k == "MISC_CHECK":
-        assert isinstance(check.cfg.misc_path, str)
-        return f"Misc check for [{rs} VS {check.target.vs_text}] by [{check.describe()[11:]}] succeeded."
+        # keepalived names the script by its argv[0], the same as in the failure lines (misc.py)
+        return f"Misc check for [{rs} VS {check.target.vs_text}] by [{getattr(check, 'script_name', '')}] succeeded."
     if k == "UDP_CHECK":
         return f"UDP connection to {rs} success."
     return f"{k} on service {rs} success."

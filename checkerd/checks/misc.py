@@ -33,7 +33,13 @@ class MiscCheck(Check):
     kind = "MISC_CHECK"
 
     def describe(self) -> str:
-        return f"MISC_CHECK {self.argv[0] if self.argv else ''}".rstrip()
+        return f"MISC_CHECK {self.script_name}".rstrip()
+
+    @property
+    def script_name(self) -> str:
+        """The script as keepalived's log lines name it: its argv[0], whole (spaces included)."""
+        argv = self.argv
+        return argv[0] if argv else ""
 
     @property
     def argv(self) -> list[str]:
@@ -44,7 +50,7 @@ class MiscCheck(Check):
         if not argv:
             return Result.down("no misc_path")
         timeout = self.cfg.misc_timeout or self.cfg.delay_loop
-        where = f"[{self.target.rs_text} VS {self.target.vs_text}] by [{argv[0]}]"
+        where = f"[{self.target.rs_text} VS {self.target.vs_text}] by [{self.script_name}]"
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
