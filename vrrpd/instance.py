@@ -31,6 +31,7 @@ from vrrpd.sockets import TxSocket
 from vrrpd.track import Track
 
 log = logging.getLogger("pykeepalived.vrrp")
+PRECISE_EARLY = 0.0015  # seconds a BACKUP's down timer wakes early, then sleeps the rest exactly
 
 
 @dataclass(frozen=True)
@@ -247,25 +248,32 @@ class Instance:
     def _arm(self) -> None:
         # Lazy re-arming: a BACKUP pushes its deadline forward on every advert; instead of cancelling
         # and re-scheduling a handle each time, the armed handle fires at the old time and re-arms.
+        # A BACKUP's handle is set PRECISE_EARLY ahead: the loop's poll timeout is rounded up to whole
+        # milliseconds, so the last stretch before taking over is slept exactly (at most once per
+        # takeover, never per advert).
         d = self.machine.deadline
         if d is None:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
             return
+        when = d - PRECISE_EARLY if self.machine.state == State.BACKUP else d
         if self._timer is not None:
-            if self._timer.when() <= d:
+            if self._timer.when() <= when:
                 return
             self._timer.cancel()
-        self._timer = self.loop.call_at(d, self._fire)
+        self._timer = self.loop.call_at(when, self._fire)
 
     def _fire(self) -> None:
         self._timer = None
         d = self.machine.deadline
         if d is None:
             return
-        if self.loop.time() + 1e-6 < d:
-            self._timer = self.loop.call_at(d, self._fire)
+        left = d - self.loop.time()
+        if self.machine.state == State.BACKUP and 0 < left <= PRECISE_EARLY + 1e-6:
+            time.sleep(left)
+        elif left > 1e-6:
+            self._arm()
             return
         self.event(Event.TIMER)
 
