@@ -41,7 +41,7 @@ from vrrpd.instance import Instance, Settings, settings
 from vrrpd.kernel import Kernel, Routing
 from vrrpd.notify import Fifo, Runner, fifo_line, shell_warning
 from vrrpd.sockets import RxSocket, TxSocket
-from vrrpd.track import LinkMonitor, ScriptTracker, effect
+from vrrpd.track import FileTracker, LinkMonitor, ScriptTracker, effect
 
 log = logging.getLogger("pykeepalived.vrrp")
 
@@ -50,6 +50,14 @@ STATS_EVERY = 5.0
 RESUME_EVERY = 0.5
 ADDRESS_RETRY = 0.2
 SETTLE_MAX = 5.0
+
+
+def _uptime() -> float:
+    try:
+        with open("/proc/uptime", encoding="ascii") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 1e9
 
 
 class Engine:
@@ -64,6 +72,7 @@ class Engine:
         self.socket_counters: Counter[str] = Counter()
         self.links = LinkMonitor()
         self.scripts: dict[str, ScriptTracker] = {}
+        self.files: dict[str, FileTracker] = {}
         self.groups: dict[str, list[str]] = {}
         self.group_notify: dict[str, dict[str, str]] = {}
         self.runner = Runner()
@@ -74,6 +83,7 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self.stopping = False
         self._bringing = self._bring_again = self._retry_armed = False
+        self.start_at = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -84,6 +94,11 @@ class Engine:
         self.links.listeners.append(self._link_changed)
         self._configure_globals(config)
         await self._static(config)
+        g = config.global_defs
+        delay = max(g.vrrp_startup_delay, g.vrrp_delay_after_boot - _uptime())
+        if delay > 0:
+            log.info("Delaying startup for %g seconds", round(delay, 3))
+            self.start_at = self.loop.time() + delay
         await self._converge(config, first=True)
         self._tasks.append(self.loop.create_task(self._periodic()))
         await self._settle()
@@ -145,11 +160,12 @@ class Engine:
     async def _converge(self, config: Config, first: bool) -> None:
         g = config.global_defs
         script_defaults = {s.name: (s.weight, s.weight_reverse) for s in config.vrrp_scripts}
+        file_defaults = {f.name: (f.weight, f.weight_reverse) for f in config.track_files}
         want: dict[str, Settings] = {}
         for model in config.vrrp_instances:
             if not model.interface:
                 continue
-            want[model.name] = settings(model, g, script_defaults)
+            want[model.name] = settings(model, g, script_defaults, file_defaults)
             for c in want[model.name].notify.values():
                 if (w := shell_warning(c)) is not None:
                     log.warning("(%s) %s", model.name, w)
@@ -172,6 +188,21 @@ class Engine:
             tr.start(self.runner)
         for name in [n for n in self.scripts if n not in used]:
             await self.scripts.pop(name).stop()
+        used_files = {t.name for s in want.values() for t in s.tracks if t.kind == "file"}
+        for tf in config.track_files:
+            if tf.name not in used_files:
+                continue
+            old_f = self.files.get(tf.name)
+            if old_f is not None and old_f.path == tf.file:
+                continue
+            if old_f is not None:
+                await old_f.stop()
+            ft = FileTracker(tf.name, tf.file, tf.init_file, tf.init_file_overwrite)
+            ft.listeners.append(self._file_changed)
+            self.files[tf.name] = ft
+            ft.start()
+        for name in [n for n in self.files if n not in used_files]:
+            await self.files.pop(name).stop()
         # instances that went, or changed beyond what can be updated in place
         for name in list(self.instances):
             inst = self.instances[name]
@@ -202,6 +233,19 @@ class Engine:
         """
         if self._bringing:
             self._bring_again = True
+            return
+        wait = self.start_at - self.loop.time()
+        if wait > 0:
+            # vrrp_startup_delay / vrrp_delay_after_boot: instances stay in INIT until then; the
+            # timers then count from the delayed start, as keepalived's do
+            if not self._retry_armed:
+                self._retry_armed = True
+
+                def later() -> None:
+                    self._retry_armed = False
+                    if not self.stopping:
+                        self.loop.create_task(self._bring_up(first))
+                self.loop.call_later(wait, later)
             return
         self._bringing = True
         try:
@@ -359,6 +403,8 @@ class Engine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for tr in self.scripts.values():
             await tr.stop()
+        for tf in self.files.values():
+            await tf.stop()
         done = 0
         insts = list(self.instances.values())
         for inst in insts:  # priority 0 from every master first, then the slower kernel work
@@ -382,8 +428,8 @@ class Engine:
 
     # -- trackers ----------------------------------------------------------------------------------
 
-    def _track_status(self, inst: Instance) -> list[tuple[Any, bool]]:
-        out = []
+    def _track_status(self, inst: Instance) -> list[tuple[Any, bool | int]]:
+        out: list[tuple[Any, bool | int]] = []
         for t in inst.s.tracks:
             if t.kind == "interface":
                 link = self.links.links.get(t.name)
@@ -391,6 +437,9 @@ class Engine:
             elif t.kind == "script":
                 sc = self.scripts.get(t.name)
                 out.append((t, sc.good if sc is not None else True))
+            elif t.kind == "file":
+                tf = self.files.get(t.name)
+                out.append((t, tf.value if tf is not None else 0))
         link = self.links.links.get(inst.s.interface)
         if inst.ifindex and (link is None or not link.up):
             from vrrpd.track import Track
@@ -431,6 +480,13 @@ class Engine:
                     self._reevaluate(inst)
         if self.pending:
             self.loop.create_task(self._bring_up(False))
+
+    def _file_changed(self, tf: FileTracker) -> None:
+        if self.stopping:
+            return
+        for inst in list(self.instances.values()):
+            if any(t.kind == "file" and t.name == tf.name for t in inst.s.tracks) and inst.ifindex:
+                self._reevaluate(inst)
 
     def _script_changed(self, tr: ScriptTracker) -> None:
         if self.stopping:

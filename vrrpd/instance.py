@@ -84,8 +84,10 @@ class Settings:
                 self.owner_ignore_adverts, self.routes, self.rules)
 
 
-def settings(inst: VrrpInstance, g: GlobalDefs, scripts: dict[str, tuple[int, bool]]) -> Settings:
-    """``scripts``: vrrp_script name -> (weight, reverse) defaults."""
+def settings(inst: VrrpInstance, g: GlobalDefs, scripts: dict[str, tuple[int, bool]],
+             files: dict[str, tuple[int, bool]] | None = None) -> Settings:
+    """``scripts``/``files``: vrrp_script / track_file name -> (weight, reverse) defaults."""
+    files = files or {}
     family = 6 if inst.family == "inet6" else 4
     version = 3 if family == 6 else (inst.version or g.vrrp_version)
     if version == 2:
@@ -113,6 +115,9 @@ def settings(inst: VrrpInstance, g: GlobalDefs, scripts: dict[str, tuple[int, bo
     for t in inst.track_scripts:
         w, rev = scripts.get(t.name, (0, False))
         tracks.append(Track("script", t.name, w if t.weight is None else t.weight, t.reverse or rev))
+    for t in inst.track_files:
+        w, rev = files.get(t.name, (1, False))
+        tracks.append(Track("file", t.name, w if t.weight is None else t.weight, t.reverse or rev))
     auth_type = P.AUTH_TYPES.get(inst.auth_type, P.AUTH_NONE) if version == 2 else P.AUTH_NONE
     min_garp = g.vrrp_min_garp
     garp_repeat = 1 if min_garp else (inst.garp_master_repeat if inst.garp_master_repeat is not None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,11 +40,27 @@ class Track:
     reverse: bool = False
 
 
-def effect(base: int, tracks: list[tuple[Track, bool]]) -> tuple[bool, int, list[str]]:
-    """(fault?, effective priority, reasons) from the base priority and each tracker's (track, good)."""
+def effect(base: int, tracks: list[tuple[Track, bool | int]]) -> tuple[bool, int, list[str]]:
+    """(fault?, effective priority, reasons) from the base priority and each tracker's status: good or
+    not for interfaces and scripts, the integer read for a track_file."""
     fault: list[str] = []
     delta = 0
-    for t, good in tracks:
+    for t, status in tracks:
+        if t.kind == "file":
+            # keepalived: the file's value times the weight moves the priority; weight 0 means any
+            # non-zero value is a FAULT, and so does a change of -254 or less
+            value = int(status)
+            if t.weight == 0:
+                if value != 0:
+                    fault.append(f"file {t.name}")
+                continue
+            change = value * t.weight * (-1 if t.reverse else 1)
+            if change <= -254:
+                fault.append(f"file {t.name}")
+            elif base != 255:
+                delta += change
+            continue
+        good = bool(status)
         # keepalived's table: +w applies while up, -w while down; reverse flips the sign of the change
         # (and 'weight 0 reverse' means FAULT while up)
         if t.weight == 0:
@@ -57,6 +74,68 @@ def effect(base: int, tracks: list[tuple[Track, bool]]) -> tuple[bool, int, list
             delta += -t.weight if t.reverse else t.weight
     prio = base if base == 255 else max(1, min(254, base + delta))
     return bool(fault), prio, fault
+
+
+@dataclass
+class FileTracker:
+    """track_file: the integer in a file (0 if missing or unreadable), re-read when its mtime changes."""
+
+    name: str
+    path: str
+    init_file: int | None = None
+    init_overwrite: bool = False
+    value: int = 0
+    listeners: list[Callable[[FileTracker], None]] = field(default_factory=list)
+    _stamp: tuple[float, int] | None = None
+    _task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.init_file is not None and (self.init_overwrite or not os.path.exists(self.path)):
+            try:
+                with open(self.path, "w", encoding="ascii") as f:
+                    f.write(f"{self.init_file}\n")
+            except OSError as e:
+                log.warning("track_file %s: cannot create %s: %s", self.name, self.path, e.strerror)
+        self.read()
+
+    def read(self) -> bool:
+        """Re-read if the file changed; True if the value changed."""
+        try:
+            st = os.stat(self.path)
+            stamp: tuple[float, int] | None = (st.st_mtime, st.st_size)
+        except OSError:
+            stamp = None
+        if stamp == self._stamp and self._stamp is not None:
+            return False
+        self._stamp = stamp
+        value = 0
+        if stamp is not None:
+            try:
+                with open(self.path, encoding="ascii", errors="replace") as f:
+                    word = f.read(64).split()
+                value = int(word[0]) if word else 0
+            except (OSError, ValueError):
+                value = 0
+        changed, self.value = value != self.value, value
+        return changed
+
+    def start(self, interval: float = 0.2) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop(interval))
+
+    async def _loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            if self.read():
+                log.info("Track file %s now has value %d", self.name, self.value)
+                for cb in list(self.listeners):
+                    cb(self)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
 
 
 @dataclass

@@ -199,7 +199,9 @@ def test_virtual_routes_rules_and_static_setup(lab: LabBridge, routers: list[Rou
     extra = ("  virtual_routes {\n    203.0.113.0/24 via 192.0.2.254 dev eth0 metric 5\n"
              "    blackhole 198.51.100.128/25\n    default via 192.0.2.253 dev eth0 table 100\n  }\n"
              "  virtual_rules {\n    from 192.0.2.100 table 100 priority 100\n  }\n")
-    r0.start(conf(instance_conf(prio=150, adv=0.1, state="MASTER", extra=extra), head=head))
+    r0.start(conf(instance_conf(prio=150, adv=0.1, state="MASTER", extra=extra), head=head,
+                  extra_global="  vrrp_startup_delay 0.5\n"))
+    assert "Delaying startup for 0.5 seconds" in r0.log()
     r0.wait_state("MASTER")
 
     def routes() -> str:

@@ -8,6 +8,7 @@ going down does the same through the group. The notify scripts record their argu
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -35,12 +36,19 @@ def test_track_script_interface_sync_group_and_notify(lab_bridge: Callable[..., 
     mscript = tmp_path / "master.sh"
     mscript.write_text(f'#!/bin/sh\necho "master $#" >> {master_note}\n')
     mscript.chmod(0o755)
-    head = (f'vrrp_script chk {{\n  script "/usr/bin/test -f {flag}"\n  interval 0.2\n  fall 1\n  rise 1\n}}\n'
+    level = tmp_path / "level"
+    level.write_text("0\n")
+    fifo = tmp_path / "notify.fifo"
+    os.mkfifo(fifo)
+    fifo_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader, so the role's lines are kept
+    head = (f"track_file tf {{\n  file {level}\n  weight 0\n}}\n"
+            f'vrrp_script chk {{\n  script "/usr/bin/test -f {flag}"\n  interval 0.2\n  fall 1\n  rise 1\n}}\n'
             f'vrrp_script chk3 {{\n  script "/usr/bin/test -f {flag}"\n  interval 0.2\n  weight -60\n}}\n'
             "vrrp_sync_group G1 {\n  group {\n    VI_1\n    VI_2\n  }\n"
             f"  notify {script}\n}}\n")
     vi1 = instance_conf("VI_1", vrid=61, prio=100, adv=0.1, vips=("192.0.2.161/24",),
-                        extra=f"  track_script {{\n    chk\n  }}\n  notify {script}\n  notify_master {mscript}\n")
+                        extra=f"  track_script {{\n    chk\n  }}\n  track_file {{\n    tf\n  }}\n"
+                        f"  notify {script}\n  notify_master {mscript}\n")
     vi2 = instance_conf("VI_2", vrid=62, prio=100, adv=0.1, vips=("192.0.2.162/24",),
                         extra="  track_interface {\n    t0\n  }\n")
     vi3 = instance_conf("VI_3", vrid=63, prio=150, adv=0.1, vips=("192.0.2.163/24",),
@@ -48,7 +56,7 @@ def test_track_script_interface_sync_group_and_notify(lab_bridge: Callable[..., 
     r0 = Router(h0, tmp_path, "r0")
     r1 = Router(lab.hosts[1], tmp_path, "r1")
     try:
-        r0.start(conf(vi1, vi2, vi3, head=head))
+        r0.start(conf(vi1, vi2, vi3, head=head, extra_global=f"  vrrp_notify_fifo {fifo}\n"))
         r1.start(conf(instance_conf("VI_3", vrid=63, prio=120, adv=0.1, vips=("192.0.2.163/24",))))
         for inst in ("VI_1", "VI_2", "VI_3"):
             r0.wait_state("MASTER", inst)
@@ -78,7 +86,17 @@ def test_track_script_interface_sync_group_and_notify(lab_bridge: Callable[..., 
         h0.link_up("t0")
         for inst in ("VI_1", "VI_2"):
             r0.wait_state("MASTER", inst, timeout=5)
+        # track_file with weight 0: a non-zero value is a FAULT (for the whole group)
+        level.write_text("3\n")
+        r0.wait_state("FAULT", "VI_1", timeout=3)
+        r0.wait_state("FAULT", "VI_2", timeout=3)
+        level.write_text("0\n")
+        for inst in ("VI_1", "VI_2"):
+            r0.wait_state("MASTER", inst, timeout=5)
         time.sleep(0.3)  # notify scripts run in the background
+        fifo_lines = os.read(fifo_fd, 65536).decode().splitlines()
+        assert 'INSTANCE "VI_1" MASTER 100' in fifo_lines and 'INSTANCE "VI_3" BACKUP 90' in fifo_lines
+        assert 'GROUP "G1" FAULT' in fifo_lines
         lines = notes.read_text().splitlines()
         assert "INSTANCE VI_1 MASTER 100" in lines
         assert "INSTANCE VI_1 FAULT 100" in lines
@@ -89,6 +107,7 @@ def test_track_script_interface_sync_group_and_notify(lab_bridge: Callable[..., 
         time.sleep(0.3)
         assert "INSTANCE VI_1 STOP 100" in notes.read_text().splitlines()
     finally:
+        os.close(fifo_fd)
         for r in (r0, r1):
             if r.proc is not None and r.proc.poll() is None:
                 r.proc.send_signal(signal.SIGTERM)

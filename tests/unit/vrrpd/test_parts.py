@@ -87,3 +87,12 @@ vrrp_instance VI_6 {
 }
 """)
     assert (v6.version, v6.family, v6.interval_cs, v6.mcast_group, v6.initial_master) == (3, 6, 25, "ff02::12", False)
+
+
+def test_track_file_effect() -> None:
+    f0 = Track("file", "tf", 0)
+    assert effect(100, [(f0, 0)]) == (False, 100, [])
+    assert effect(100, [(f0, 2)])[0]
+    assert effect(100, [(Track("file", "tf", 5), 3)])[1] == 115
+    assert effect(100, [(Track("file", "tf", 5, reverse=True), 3)])[1] == 85
+    assert effect(100, [(Track("file", "tf", -1), 254)])[0]  # a change of -254 or less is a FAULT
