@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from checkerd.checks.base import Attempt, Check, Result, Target
 from checkerd.reactor import Reactor, reactor
+from checkerd.security import ScriptPolicy
 
 if TYPE_CHECKING:
     from supervisor.config.model.checkers import Checker
@@ -292,8 +293,9 @@ class RsHealth:
 
 
 def target_of(vs: VirtualServer, rs: RealServer, ssl: SslConfig | None = None,
-              track: dict[str, TrackFile] | None = None) -> Target:
-    return Target(rs.address, rs.port, (vs.protocol or "tcp").lower(), vs.describe(), ssl, track or {})
+              track: dict[str, TrackFile] | None = None, scripts: ScriptPolicy | None = None) -> Target:
+    return Target(rs.address, rs.port, (vs.protocol or "tcp").lower(), vs.describe(), ssl, track or {},
+                  scripts or ScriptPolicy())
 
 
 class HealthManager:
@@ -308,12 +310,15 @@ class HealthManager:
         self.servers: dict[str, RsHealth] = {}
         self.published: dict[str, dict[str, Any]] = {}
         self._scripts: set[asyncio.Task[None]] = set()
+        self.policy = ScriptPolicy()
 
     def apply(self, config: Config, resume: dict[str, dict[str, Any]] | None = None) -> None:
         """Start, keep (unchanged checkers keep their state and timers) or stop checkers for ``config``."""
         from checkerd.checks import make_check
 
         track = {t.name: t for t in config.track_files}
+        g = config.global_defs
+        self.policy = ScriptPolicy.of(g.script_user, g.script_group, g.enable_script_security)
         new: dict[str, RsHealth] = {}
         for vs in config.virtual_servers:
             for rs in vs.real_servers:
@@ -334,7 +339,7 @@ class HealthManager:
                         match.owner = h
                         h.runners.append(match)
                         continue
-                    target = target_of(vs, rs, config.ssl, track)
+                    target = target_of(vs, rs, config.ssl, track, self.policy)
                     try:
                         check = make_check(cfg, target, rs.weight)
                     except ValueError as e:
@@ -403,11 +408,16 @@ class HealthManager:
         from checkerd.checks.misc import split_command
 
         argv = split_command(line)
+        refusal = self.policy.refusal("notify", argv, self.policy.default)
+        if refusal is not None:
+            log.warning("%s", refusal)
+            return
+        kwargs = self.policy.default.kwargs
 
         async def run() -> None:
             try:
                 proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
-                                                            start_new_session=True)
+                                                            start_new_session=True, **kwargs)  # type: ignore[arg-type]
                 async with asyncio.timeout(SCRIPT_TIMEOUT):
                     await proc.wait()
             except TimeoutError:

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from checkerd.security import ScriptPolicy
+
 if TYPE_CHECKING:
     from supervisor.config.model.checkers import Checker
     from supervisor.config.model.lvs import SslConfig
@@ -60,6 +62,7 @@ class Target:
     vs_text: str = ""  # VirtualServer.describe()
     ssl: SslConfig | None = None
     track_files: dict[str, TrackFile] = field(default_factory=dict)
+    scripts: ScriptPolicy = field(default_factory=ScriptPolicy)  # who runs scripts, and whether to vet them
 
     @property
     def rs_text(self) -> str:

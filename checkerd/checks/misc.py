@@ -1,7 +1,8 @@
 """MISC_CHECK: a command run without a shell, killed at misc_timeout; exit 0 up, 1 down.
 
 With ``misc_dynamic`` an exit code 2-255 means up with weight ``code - 2`` (keepalived). The command
-runs without blocking the loop (asyncio subprocess), as ``user`` [``group``] when given, with its own
+runs without blocking the loop (asyncio subprocess), as ``user`` [``group``] when given, else as the
+script user (checkerd.security, which also refuses an insecure script under enable_script_security), with its own
 process group so a timeout kills whatever it started too (TERM, then KILL after a grace period).
 """
 
@@ -12,8 +13,12 @@ import contextlib
 import os
 import shlex
 import signal
+from typing import TYPE_CHECKING
 
-from checkerd.checks.base import Check, Result
+from checkerd.checks.base import Check, Result, Target
+
+if TYPE_CHECKING:
+    from supervisor.config.model.checkers import Checker
 
 KILL_GRACE = 1.0  # seconds between TERM and KILL of a timed-out script (keepalived waits too)
 
@@ -31,6 +36,14 @@ def split_command(line: str) -> list[str]:
 
 class MiscCheck(Check):
     kind = "MISC_CHECK"
+
+    def __init__(self, cfg: Checker, target: Target) -> None:
+        super().__init__(cfg, target)
+        policy = target.scripts
+        self.run_as = policy.run_as(cfg.user, cfg.group if cfg.user else None)
+        refusal = policy.refusal("misc", self.argv, self.run_as)
+        if refusal is not None:
+            raise ValueError(refusal)  # the checker is not run at all (keepalived drops it too)
 
     def describe(self) -> str:
         return f"MISC_CHECK {self.script_name}".rstrip()
@@ -55,7 +68,7 @@ class MiscCheck(Check):
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
-                user=self.cfg.user, group=self.cfg.group if self.cfg.user else None)
+                **(self.run_as.kwargs if self.run_as is not None else {}))  # type: ignore[arg-type]
         except (OSError, KeyError, ValueError) as e:
             return Result.down(f"Misc check for {where} failed (cannot run it: {e})")
         try:
