@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from checkerd.alert import Mailer, check_body
 from checkerd.checks.base import Attempt, Check, Result, Target
 from checkerd.reactor import Reactor, reactor
 from checkerd.security import ScriptPolicy
@@ -311,6 +312,7 @@ class HealthManager:
         self.published: dict[str, dict[str, Any]] = {}
         self._scripts: set[asyncio.Task[None]] = set()
         self.policy = ScriptPolicy()
+        self.mailer: Mailer | None = None
 
     def apply(self, config: Config, resume: dict[str, dict[str, Any]] | None = None) -> None:
         """Start, keep (unchanged checkers keep their state and timers) or stop checkers for ``config``."""
@@ -319,6 +321,7 @@ class HealthManager:
         track = {t.name: t for t in config.track_files}
         g = config.global_defs
         self.policy = ScriptPolicy.of(g.script_user, g.script_group, g.enable_script_security)
+        self.mailer = Mailer.of(g)
         new: dict[str, RsHealth] = {}
         for vs in config.virtual_servers:
             for rs in vs.real_servers:
@@ -402,6 +405,8 @@ class HealthManager:
             script = h.rs.notify_up if h.alive else h.rs.notify_down
             if script:
                 self._run_script(script)
+            if self.mailer is not None and h.rs.smtp_alert:
+                self.mailer.alert_rs(rs_text, h.vs.describe(), h.alive, check_body(check.kind, h.alive, h.reason))
         self._publish(h)
 
     def _run_script(self, line: str) -> None:
@@ -433,6 +438,8 @@ class HealthManager:
             t.add_done_callback(self._scripts.discard)
 
     def stop(self) -> None:
+        if self.mailer is not None:
+            self.mailer.stop()
         for h in self.servers.values():
             for r in h.runners:
                 r.cancel()

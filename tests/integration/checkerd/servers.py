@@ -4,6 +4,7 @@
 [--smtp P] [--dns P] [--udp P]`` prints ``ready`` once listening. Behaviour is chosen by the URL path
 (HTTP) or by a mode file ``DIR/<service>.mode`` read at each request, so a test can take a server down
 and back up without restarting it. Every HTTP request is appended, hex-encoded, to DIR/requests.log.
+SMTP also takes mail (MAIL/RCPT/DATA) and appends each transcript to DIR/mail.log.
 Every loop is bounded: the process exits by itself after --lifetime seconds.
 """
 
@@ -115,16 +116,28 @@ class Servers:
                 await asyncio.sleep(60)
                 return
             writer.write(b"220-t.example ESMTP\r\n220 ready\r\n" if m == "ok" else b"554 go away\r\n")
+            transcript = bytearray()
             async with asyncio.timeout(30):
                 while line := await reader.readline():
-                    cmd = line.split(b" ")[0].strip().upper()
+                    transcript += line
+                    cmd = line.split(b" ")[0].split(b":")[0].strip().upper()
                     if cmd == b"HELO":
-                        writer.write(b"250 hello\r\n")
+                        writer.write(b"250-hello\r\n250 there\r\n")
+                    elif cmd in (b"MAIL", b"RCPT"):
+                        writer.write(b"250 ok\r\n")
+                    elif cmd == b"DATA":  # a sink for smtp_alert: keep the message, say it is queued
+                        writer.write(b"354 go on\r\n")
+                        await writer.drain()
+                        transcript += await reader.readuntil(b"\r\n.\r\n")
+                        writer.write(b"250 queued\r\n")
                     elif cmd == b"QUIT":
                         writer.write(b"221 bye\r\n")
                         break
                     await writer.drain()
-        except (OSError, TimeoutError):
+            if b"DATA" in transcript:
+                with open(os.path.join(self.dir, "mail.log"), "ab") as f:
+                    f.write(bytes(transcript) + b"\n=====\n")
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         finally:
             writer.close()

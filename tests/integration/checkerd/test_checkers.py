@@ -204,3 +204,42 @@ def test_misc_smtp_dns_udp_ping_file(lab: Lab) -> None:
         for m in ("smtp", "dns", "udp"):
             lab.mode(m, "ok")
         d.stop()
+
+
+def test_smtp_alert_on_real_server_down_and_up(lab: Lab) -> None:
+    """A real server going down then up sends keepalived's alert mails, through a sink in the namespace."""
+    mail = lab.dir / "mail.log"
+    mail.unlink(missing_ok=True)
+    lab.mode("smtp", "ok")
+    lab.mode("http", "ok")
+    conf = ("global_defs {\n router_id lb-test\n notification_email {\n ops@example.com\n noc@example.com\n }\n"
+            f" notification_email_from lb@example.com\n smtp_server {A} {PORTS['smtp']}\n"
+            " smtp_helo_name lb.example\n smtp_connect_timeout 2\n}\n" +
+            vs(1, rs(PORTS["http"], "HTTP_GET {\n url {\n path /mode\n status_code 200\n }\n }", " smtp_alert")))
+    d = Driver(lab, conf)
+    try:
+        d.wait(f"203.0.113.1:1/{A}:{PORTS['http']}", "up")
+        lab.mode("http", "500")
+        d.wait("203.0.113.1:1/", "down")
+        lab.mode("http", "ok")
+        d.wait("203.0.113.1:1/", "up")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and (not mail.exists() or mail.read_text().count("=====") < 2):
+            time.sleep(0.1)
+        mails = mail.read_bytes().decode().split("=====")  # bytes: keep the CRLFs
+        assert len(mails) >= 3, mails  # down, up (and the trailing remainder)
+        down, up = mails[0], mails[1]
+        rs_text, vs_text = f"[{A}]:tcp:{PORTS['http']}", "[203.0.113.1]:tcp:1"
+        for m in (down, up):
+            assert "HELO lb.example\r\n" in m and "MAIL FROM:<lb@example.com>\r\n" in m
+            assert "RCPT TO:<ops@example.com>\r\n" in m and "RCPT TO:<noc@example.com>\r\n" in m
+            assert "From: lb@example.com\r\n" in m and "X-Mailer: Keepalived\r\n" in m
+            assert "To: ops@example.com,\r\n noc@example.com\r\n" in m
+        assert f"Subject: [lb-test] Realserver {rs_text} of virtual server {vs_text} - DOWN\r\n" in down
+        assert "=> HTTP CHECK failed on service <=" in down and "HTTP status code error" in down
+        assert f"Subject: [lb-test] Realserver {rs_text} of virtual server {vs_text} - UP\r\n" in up
+        assert "=> HTTP CHECK succeed on service <=" in up
+        assert d.log().count("SMTP alert successfully sent.") == 2
+    finally:
+        lab.mode("http", "ok")
+        d.stop()
