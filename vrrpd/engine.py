@@ -38,7 +38,7 @@ from vrrpd.config import vip_spec
 from vrrpd.fsm import Action, Event, State
 from vrrpd.garp import Garp
 from vrrpd.instance import Instance, Settings, settings
-from vrrpd.kernel import Kernel, Routing
+from vrrpd.kernel import Kernel, Routing, delete_link, ensure_vmac, set_sysctls, vmac_address
 from vrrpd.notify import Fifo, Runner, fifo_line, shell_warning
 from vrrpd.sockets import RxSocket, TxSocket
 from vrrpd.track import FileTracker, LinkMonitor, ScriptTracker, effect
@@ -73,6 +73,8 @@ class Engine:
         self.links = LinkMonitor()
         self.scripts: dict[str, ScriptTracker] = {}
         self.files: dict[str, FileTracker] = {}
+        self.vmacs: set[str] = set()
+        self.base_sysctls: dict[str, dict[str, str]] = {}
         self.groups: dict[str, list[str]] = {}
         self.group_notify: dict[str, dict[str, str]] = {}
         self.runner = Runner()
@@ -297,6 +299,20 @@ class Engine:
                     self._no_source(inst, "no IPv4 address for interface")
                 continue  # IPv6: the link-local address is still tentative (DAD)
             key = (s.interface, s.family)
+            tx_if, tx_index, garp_if, garp_mac = s.interface, ifindex, s.interface, mac
+            if s.vmac:
+                try:
+                    vindex = await ensure_vmac(self.kernel, s.vmac, s.interface, vmac_address(s.vrid, 4))
+                except Exception as e:
+                    self._no_source(inst, f"cannot set up VMAC {s.vmac}: {e}")
+                    continue
+                self.vmacs.add(s.vmac)
+                if s.interface not in self.base_sysctls:
+                    # the base must not answer ARP for the VIPs its VMACs hold (keepalived does the same)
+                    self.base_sysctls[s.interface] = set_sysctls(s.interface, {"arp_ignore": "1", "arp_filter": "1"})
+                garp_if, garp_mac = s.vmac, vmac_address(s.vrid, 4)
+                if not s.vmac_xmit_base:
+                    tx_if, tx_index = s.vmac, vindex
             try:
                 rx = self.rx.get(key)
                 if rx is None:
@@ -305,19 +321,20 @@ class Engine:
                     self.rx[key] = rx
                 if not s.unicast_peers:
                     rx.join(s.mcast_group)
-                tkey = (s.interface, s.family, src)
+                tkey = (tx_if, s.family, src)
                 tx = self.tx.get(tkey)
                 if tx is None:
-                    tx = TxSocket(s.interface, ifindex, s.family, src, s.unicast_ttl)
+                    tx = TxSocket(tx_if, tx_index, s.family, src, s.unicast_ttl)
                     self.tx[tkey] = tx
             except PermissionError:
                 raise
             except OSError as e:
                 self._no_source(inst, f"cannot open VRRP socket on {s.interface}: {e.strerror}")
                 continue
-            garp = self.garps.get(s.interface)
+            garp = self.garps.get(garp_if)
             if garp is None:
-                garp = self.garps[s.interface] = Garp(s.interface, ifindex, mac)
+                index_g = ifindex if garp_if == s.interface else (await self.kernel.ifindex(garp_if) or ifindex)
+                garp = self.garps[garp_if] = Garp(garp_if, index_g, garp_mac)
             inst.bind(src, ifindex, tx, garp)
             self.by_vrid.setdefault(key, {}).setdefault(s.vrid, []).append(inst)
             self.pending.discard(name)
@@ -425,6 +442,14 @@ class Engine:
             tx.close()
         for g in self.garps.values():
             g.close()
+        if release:
+            for name in sorted(self.vmacs):  # keepalived removes the VMACs it made
+                try:
+                    await delete_link(self.kernel, name)
+                except Exception as e:
+                    log.warning("%s", e)
+            for ifname, old in self.base_sysctls.items():
+                set_sysctls(ifname, old)
 
     # -- trackers ----------------------------------------------------------------------------------
 

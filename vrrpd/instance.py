@@ -73,6 +73,8 @@ class Settings:
     rules: tuple[Any, ...]
     sync_group: str | None
     source: str = ""
+    vmac: str | None = None  # use_vmac: the macvlan's name (VIPs live there, adverts leave from it)
+    vmac_xmit_base: bool = False
 
     @property
     def core(self) -> tuple[Any, ...]:
@@ -81,7 +83,7 @@ class Settings:
                 self.auth_pass, self.mcast_group, self.unicast_src, self.unicast_peers, self.unicast_ttl,
                 self.checksum_as_v2, self.initial_master, self.preempt, self.preempt_delay,
                 self.down_timer_adverts, self.lower_prio_no_advert, self.higher_prio_send_advert,
-                self.owner_ignore_adverts, self.routes, self.rules)
+                self.owner_ignore_adverts, self.routes, self.rules, self.vmac, self.vmac_xmit_base)
 
 
 def settings(inst: VrrpInstance, g: GlobalDefs, scripts: dict[str, tuple[int, bool]],
@@ -101,10 +103,12 @@ def settings(inst: VrrpInstance, g: GlobalDefs, scripts: dict[str, tuple[int, bo
     preempt = (not inst.nopreempt) or initial_master or prio == 255
     preempt_delay = 0.0 if (not preempt or strict or initial_master) else inst.preempt_delay
 
+    vmac = (inst.vmac_name or f"vrrp.{inst.virtual_router_id}") if inst.use_vmac and family == 4 else None
+
     def vips(lst: list[Any]) -> tuple[VipSpec, ...]:
         out = []
         for v in lst:
-            dev = v.dev or iface
+            dev = v.dev or vmac or iface
             if dev:
                 out.append(vip_spec(v.address, dev, v.scope, v.label, v.source))
         return tuple(out)
@@ -157,7 +161,7 @@ def settings(inst: VrrpInstance, g: GlobalDefs, scripts: dict[str, tuple[int, bo
         tracks=tuple(tracks), notify=notify, sync_group=inst.sync_group, source=inst.source,
         routes=tuple(replace(r, dev=r.dev or (iface if r.via is None and not r.route_type else r.dev))
                      for r in inst.virtual_routes),
-        rules=tuple(inst.virtual_rules))
+        rules=tuple(inst.virtual_rules), vmac=vmac, vmac_xmit_base=inst.vmac_xmit_base)
 
 
 Hooks = Callable[["Instance", Action], None]
@@ -409,7 +413,7 @@ class Instance:
 
     def _queue_garp(self, repeat: int, vips: list[VipSpec] | None = None) -> None:
         targets = [(v.family, v.address) for v in (vips if vips is not None else self.s.vips + self.s.evips)
-                   if v.dev == self.s.interface]
+                   if v.dev in (self.s.interface, self.s.vmac)]
 
         async def job() -> None:
             if self.garp is not None and targets:

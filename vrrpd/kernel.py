@@ -171,3 +171,67 @@ class Routing:
         except NetlinkError as e:
             if not ((cmd == "add" and e.code == errno.EEXIST) or (cmd == "del" and e.code in (errno.ESRCH, errno.ENOENT))):
                 raise NetlinkFailure(e.code, f"cannot {cmd} rule: {e}")
+
+
+def vmac_address(vrid: int, family: int) -> str:
+    """The RFC's virtual MAC: 00:00:5e:00:01:VRID (IPv4), 00:00:5e:00:02:VRID (IPv6)."""
+    return f"00:00:5e:00:0{1 if family == 4 else 2}:{vrid:02x}"
+
+
+async def ensure_vmac(kernel: Kernel, name: str, base: str, mac: str) -> int:
+    """A private macvlan ``name`` on ``base`` with ``mac``, up; returns its index (created if missing).
+
+    As keepalived sets on its VMACs: arp_ignore=1 and arp_filter=1 (only the VMAC answers for the VIPs
+    it holds), accept_local=1 and rp_filter=0 (our adverts come back through the base interface)."""
+    ipr = kernel.ipr
+    assert ipr is not None
+    index = await kernel.ifindex(name)
+    if index is None:
+        base_index = await kernel.ifindex(base)
+        if base_index is None:
+            raise NetlinkFailure(errno.ENODEV, f"interface {base} not found")
+        try:
+            await ipr.link("add", ifname=name, kind="macvlan", link=base_index, macvlan_mode="private",
+                           address=mac)
+        except NetlinkError as e:
+            if e.code != errno.EEXIST:
+                raise NetlinkFailure(e.code, f"cannot create VMAC {name}: {e}")
+        index = await kernel.ifindex(name)
+        if index is None:
+            raise NetlinkFailure(errno.ENODEV, f"VMAC {name} vanished")
+    for key, value in (("arp_ignore", "1"), ("arp_filter", "1"), ("accept_local", "1"), ("rp_filter", "0")):
+        try:
+            with open(f"/proc/sys/net/ipv4/conf/{name}/{key}", "w", encoding="ascii") as f:
+                f.write(value)
+        except OSError:
+            pass  # best effort, as keepalived
+    await ipr.link("set", index=index, state="up")
+    return index
+
+
+def set_sysctls(ifname: str, values: dict[str, str]) -> dict[str, str]:
+    """Write net.ipv4.conf.<ifname>.<key> values (best effort); returns the previous ones."""
+    old: dict[str, str] = {}
+    for key, value in values.items():
+        path = f"/proc/sys/net/ipv4/conf/{ifname}/{key}"
+        try:
+            with open(path, encoding="ascii") as f:
+                old[key] = f.read().strip()
+            with open(path, "w", encoding="ascii") as f:
+                f.write(value)
+        except OSError:
+            pass
+    return old
+
+
+async def delete_link(kernel: Kernel, name: str) -> None:
+    ipr = kernel.ipr
+    assert ipr is not None
+    index = await kernel.ifindex(name)
+    if index is None:
+        return
+    try:
+        await ipr.link("del", index=index)
+    except NetlinkError as e:
+        if e.code != errno.ENODEV:
+            raise NetlinkFailure(e.code, f"cannot delete {name}: {e}")

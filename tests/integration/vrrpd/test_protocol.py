@@ -221,3 +221,31 @@ def test_virtual_routes_rules_and_static_setup(lab: LabBridge, routers: list[Rou
     assert "203.0.113.0/24" not in text and "blackhole" not in text and "table 100" not in text
     assert "lookup 100" not in rules()
     assert "198.51.100.0/25 via 192.0.2.254" in text and "192.0.2.50/24" in r0.ns.address_cidrs("eth0")
+
+
+def test_use_vmac_keeps_the_virtual_mac_across_failover(lab: LabBridge, routers: list[Router]) -> None:
+    r0, r1 = routers
+    client = lab.hosts[2]
+    vmac = "00:00:5e:00:01:33"
+    r0.start(conf(instance_conf(prio=150, adv=0.1, extra="  use_vmac\n")))
+    r0.wait_state("MASTER")
+    r1.start(conf(instance_conf(prio=100, adv=0.1, extra="  use_vmac\n")))
+    r1.wait_state("BACKUP")
+    link = r0.ns.ip_json("link", "show", "vrrp.51")[0]
+    assert link["address"] == vmac and link.get("linkinfo", {}).get("info_kind", "macvlan") == "macvlan"
+    assert VIP in r0.ns.address_cidrs("vrrp.51")
+
+    def neigh() -> str:
+        return client.run(["ip", "neigh", "show", VIP.split("/")[0]]).stdout
+
+    def ping() -> bool:
+        return client.run(["ping", "-c", "1", "-W", "1", VIP.split("/")[0]], check=False).returncode == 0
+    assert wait_for(ping, 5, interval=0.2)
+    assert vmac in neigh()
+    r0.kill_all()
+    r1.wait_state("MASTER", timeout=3)
+    assert VIP in r1.ns.address_cidrs("vrrp.51")
+    assert wait_for(ping, 5, interval=0.2)
+    assert vmac in neigh()  # the client never had to learn a new MAC
+    assert r1.stop() == 0
+    assert "vrrp.51" not in r1.ns.links()  # the VMAC goes with the daemon
