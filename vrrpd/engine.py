@@ -141,7 +141,8 @@ class Engine:
 
     def _configure_globals(self, config: Config) -> None:
         g = config.global_defs
-        self.runner.ids = Runner(g.script_user).ids
+        fresh = Runner(g.script_user, g.enable_script_security)
+        self.runner.ids, self.runner.security = fresh.ids, fresh.security
         paths = [p for p in (g.notify_fifo, g.vrrp_notify_fifo) if p]
         if [f.path for f in self.fifos] != paths:
             self.fifos = [Fifo(p) for p in paths]
@@ -177,14 +178,15 @@ class Engine:
             if sc.name not in used:
                 continue
             old = self.scripts.get(sc.name)
-            if old is not None and (old.cmdline, old.interval, old.timeout, old.rise, old.fall) == (
-                    sc.script, sc.interval, sc.timeout, sc.rise, sc.fall):
+            if old is not None and (old.cmdline, old.interval, old.timeout, old.rise, old.fall, old.user) == (
+                    sc.script, sc.interval, sc.timeout, sc.rise, sc.fall, sc.user):
                 continue
             if old is not None:
                 await old.stop()
             if (w := shell_warning(sc.script)) is not None:
                 log.warning("vrrp_script %s: %s", sc.name, w)
-            tr = ScriptTracker(sc.name, sc.script, sc.interval, sc.timeout, sc.rise, sc.fall, sc.init_fail)
+            tr = ScriptTracker(sc.name, sc.script, sc.interval, sc.timeout, sc.rise, sc.fall, sc.init_fail,
+                               user=sc.user)
             tr.listeners.append(self._script_changed)
             self.scripts[sc.name] = tr
             tr.start(self.runner)
@@ -223,7 +225,7 @@ class Engine:
                 self._reevaluate(cur)
                 self._publish(cur)
                 continue
-            self.instances[name] = Instance(s, self.kernel, self._transition)
+            self.instances[name] = Instance(s, self.kernel, self._transition, on_rx_lower=self._rx_lower)
             self.pending.add(name)
         await self._bring_up(first)
 
@@ -486,6 +488,7 @@ class Engine:
         if prio != old_prio:
             log.info("(%s) Changing effective priority from %d to %d", inst.s.name, old_prio, prio)
             self._publish(inst)
+            self._priority_notify(inst)
         for m in members or [inst]:
             self._apply_fault(m)
 
@@ -539,6 +542,22 @@ class Engine:
         self._publish(inst)
         if s.sync_group and a.new != State.INIT:
             self._sync(inst, a)
+
+    def _rx_lower(self, inst: Instance, src: str, priority: int) -> None:
+        if inst.s.notify_rx_lower:
+            # keepalived's notify_master_rx_lower_pri arguments: INSTANCE name MASTER_RX_LOWER_PRI prio
+            self.runner.spawn(inst.s.notify_rx_lower, ["INSTANCE", inst.s.name, "MASTER_RX_LOWER_PRI",
+                                                       str(inst.machine.effective_priority)])
+
+    def _priority_notify(self, inst: Instance) -> None:
+        if not inst.s.notify_priority_changes:
+            return
+        state = inst.state.name if inst.state != State.INIT else "STOP"
+        prio = inst.machine.effective_priority
+        if "notify" in inst.s.notify:
+            self.runner.spawn(inst.s.notify["notify"], ["INSTANCE", inst.s.name, state, str(prio)])
+        for f in self.fifos:
+            f.write(fifo_line("INSTANCE", inst.s.name, state, prio))
 
     def _sync(self, inst: Instance, a: Action) -> None:
         group = inst.s.sync_group or ""

@@ -73,6 +73,9 @@ class Settings:
     rules: tuple[Any, ...]
     sync_group: str | None
     source: str = ""
+    strict_addresses: bool = False
+    notify_rx_lower: str | None = None  # notify_master_rx_lower_pri
+    notify_priority_changes: bool = False
     vmac: str | None = None  # use_vmac: the macvlan's name (VIPs live there, adverts leave from it)
     vmac_xmit_base: bool = False
 
@@ -161,7 +164,12 @@ def settings(inst: VrrpInstance, g: GlobalDefs, scripts: dict[str, tuple[int, bo
         tracks=tuple(tracks), notify=notify, sync_group=inst.sync_group, source=inst.source,
         routes=tuple(replace(r, dev=r.dev or (iface if r.via is None and not r.route_type else r.dev))
                      for r in inst.virtual_routes),
-        rules=tuple(inst.virtual_rules), vmac=vmac, vmac_xmit_base=inst.vmac_xmit_base)
+        rules=tuple(inst.virtual_rules), vmac=vmac, vmac_xmit_base=inst.vmac_xmit_base,
+        strict_addresses=strict and not (inst.skip_check_adv_addr if inst.skip_check_adv_addr is not None
+                                         else g.vrrp_skip_check_adv_addr),
+        notify_rx_lower=inst.notify_master_rx_lower_pri,
+        notify_priority_changes=bool(inst.notify_priority_changes if inst.notify_priority_changes is not None
+                                     else g.vrrp_notify_priority_changes))
 
 
 Hooks = Callable[["Instance", Action], None]
@@ -183,6 +191,7 @@ class Instance:
     since: float = field(default_factory=time.time)
     last_advert: float = 0.0  # monotonic time of our last advert sent
     higher_heard: bool = False  # a higher-priority advert since we started (resume safety)
+    on_rx_lower: Callable[[Instance, str, int], None] | None = None
 
     def __post_init__(self) -> None:
         self.machine = Machine(self._params())
@@ -212,7 +221,8 @@ class Instance:
             vips=frozenset(v.address for v in s.vips), auth_type=s.auth_type, auth_pass=s.auth_pass,
             unicast=bool(s.unicast_peers), unicast_peers={a: (lo, hi) for a, lo, hi in s.unicast_peers},
             check_unicast_src=s.check_unicast_src, checksum_as_v2=s.checksum_as_v2,
-            owner_ignore_adverts=s.owner_ignore_adverts, own_addresses=frozenset({self.src} if self.src else ()))
+            owner_ignore_adverts=s.owner_ignore_adverts, own_addresses=frozenset({self.src} if self.src else ()),
+            strict_addresses=s.strict_addresses)
 
     def bind(self, src: str, ifindex: int, tx: TxSocket, garp: Garp) -> None:
         self.src, self.ifindex, self.tx, self.garp = src, ifindex, tx, garp
@@ -308,6 +318,8 @@ class Instance:
                      self.s.name, c.src, adv.priority, self.machine.effective_priority)
             if self.s.garp_lower_prio_repeat:
                 self._queue_garp(self.s.garp_lower_prio_repeat)
+            if self.on_rx_lower is not None:
+                self.on_rx_lower(self, c.src, adv.priority)
         self.event(Event.ADVERT, Heard(c.src, adv.priority, adv.interval_cs))
 
     # -- actions -----------------------------------------------------------------------------------

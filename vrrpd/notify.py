@@ -19,6 +19,7 @@ import logging
 import os
 import pwd
 import re
+import shutil
 import stat
 from collections.abc import Sequence
 
@@ -51,21 +52,60 @@ def user_ids(user: str | None) -> tuple[int, int] | None:
     return pw.pw_uid, pw.pw_gid
 
 
-class Runner:
-    """Starts scripts and keeps track of the tasks that reap them."""
+DEFAULT_SCRIPT_USER = "keepalived_script"
 
-    def __init__(self, script_user: str | None = None) -> None:
-        self.ids = user_ids(script_user)
+
+def insecure(program: str) -> bool:
+    """keepalived's script security: the program, or a directory above it, can be changed by someone
+    other than root (owned by another user, or group/other-writable; a sticky directory is fine)."""
+    path = shutil.which(program) if "/" not in program else program
+    if path is None:
+        return False  # it will not run at all
+    path = os.path.realpath(path)
+    first = True
+    while True:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return True
+        if st.st_uid != 0:
+            return True
+        if st.st_mode & 0o022 and (first or not st.st_mode & stat.S_ISVTX):
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path, first = parent, False
+
+
+class Runner:
+    """Starts scripts and keeps track of the tasks that reap them.
+
+    With enable_script_security, a script that non-root users could change is refused (logged once),
+    and scripts run as script_user (default keepalived_script when that user exists)."""
+
+    def __init__(self, script_user: str | None = None, security: bool = False) -> None:
+        self.ids = user_ids(script_user or (DEFAULT_SCRIPT_USER if security else None))
+        self.security = security
+        self.refused: set[str] = set()
         self.tasks: set[asyncio.Task[int | None]] = set()
         self.started = 0
         self.failed = 0
 
-    async def run(self, argv: Sequence[str], timeout: float) -> int | None:
+    async def run(self, argv: Sequence[str], timeout: float, user: str | None = None) -> int | None:
         """Run ``argv`` to completion (killed after ``timeout``): its exit code, or None if it could not
-        start or was killed."""
+        start, was refused or was killed."""
+        if not argv:
+            return None
+        if self.security and insecure(argv[0]):
+            if argv[0] not in self.refused:
+                self.refused.add(argv[0])
+                log.warning("SECURITY VIOLATION - script %s is writable by a non-root user: not run", argv[0])
+            return None
         kw: dict[str, object] = {}
-        if self.ids is not None:
-            kw.update(user=self.ids[0], group=self.ids[1], extra_groups=[])
+        ids = user_ids(user) if user else self.ids
+        if ids is not None:
+            kw.update(user=ids[0], group=ids[1], extra_groups=[])
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,

@@ -57,9 +57,9 @@ R_DEST = "dest_mismatch"  # multicast packet on a unicast instance or the revers
 R_VRID = "unknown_vrid"  # no instance with this VRID on the socket
 R_OWN = "own_packet"  # our own advert looped back
 R_OWNER_IGNORE = "owner_ignore"  # owner_ignore_adverts
-R_ADDR_LIST = "addr_list_err"  # counted, but the advert is still processed (keepalived does)
+R_ADDR_LIST = "addr_list_err"  # counted, the advert still used (dropped in strict mode)
 DROP_REASONS = (R_TRUNCATED, R_IP_HEADER, R_LENGTH, R_TTL, R_UNICAST_SRC, R_VERSION, R_AUTH_TYPE, R_AUTH,
-                R_INTERVAL, R_TYPE, R_CHECKSUM, R_DEST, R_VRID, R_OWN, R_OWNER_IGNORE)
+                R_INTERVAL, R_TYPE, R_CHECKSUM, R_DEST, R_VRID, R_OWN, R_OWNER_IGNORE, R_ADDR_LIST)
 
 
 class Drop(Exception):
@@ -223,6 +223,7 @@ class RxContext:
     checksum_as_v2: bool = False
     owner_ignore_adverts: bool = False
     own_addresses: frozenset[str] = frozenset()
+    strict_addresses: bool = False  # vrrp_strict (without skip_check_adv_addr): a wrong address list drops
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +296,8 @@ def check(rx: Received, ctx: RxContext) -> Checked:
     # 13. Address list: counted when it differs, the advert is still used.
     addr_ok = adv.naddr == len(ctx.vips) and (frozenset(adv.addresses) == ctx.vips
                                               or frozenset(_canon(a) for a in adv.addresses) == ctx.vips)
+    if not addr_ok and ctx.strict_addresses:
+        raise Drop(R_ADDR_LIST, f"{adv.naddr} addresses, ours {len(ctx.vips)}")
     return Checked(adv, rx.src, addr_ok)
 
 

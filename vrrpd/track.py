@@ -147,6 +147,7 @@ class ScriptTracker:
     rise: int = 1
     fall: int = 1
     init_fail: bool = False
+    user: str | None = None
     good: bool = True
     runs: int = 0
     listeners: list[Callable[[ScriptTracker], None]] = field(default_factory=list)
@@ -187,7 +188,7 @@ class ScriptTracker:
         loop = asyncio.get_running_loop()
         nxt = loop.time()
         while True:
-            rc = await runner.run(self.argv, self.timeout or self.interval)
+            rc = await runner.run(self.argv, self.timeout or self.interval, self.user)
             if self.record(rc == 0):
                 log.info("Script `%s` now returning %s", self.name, "success" if self.good else "failure")
                 for cb in list(self.listeners):

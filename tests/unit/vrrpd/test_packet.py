@@ -121,6 +121,11 @@ def test_address_list_mismatch_is_counted_not_dropped() -> None:
     assert not c.addr_list_ok and c.advert.priority == 100
 
 
+def test_address_list_mismatch_drops_in_strict_mode() -> None:
+    assert _reason(_ip(V3_IP[20:]), ctx4(3, vips=frozenset({"192.0.2.101"}), strict_addresses=True)) == P.R_ADDR_LIST
+    assert P.check(_ip(V3_IP[20:]), ctx4(3, strict_addresses=True)).addr_list_ok
+
+
 def test_v3_interval_mismatch_is_accepted() -> None:
     assert P.check(_ip(V3_IP[20:]), ctx4(3, interval_cs=30)).advert.interval_cs == 100
 

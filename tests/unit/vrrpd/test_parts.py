@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from supervisor.config.load import load_text
 from vrrpd import packet as P
 from vrrpd.instance import settings
@@ -96,3 +99,21 @@ def test_track_file_effect() -> None:
     assert effect(100, [(Track("file", "tf", 5), 3)])[1] == 115
     assert effect(100, [(Track("file", "tf", 5, reverse=True), 3)])[1] == 85
     assert effect(100, [(Track("file", "tf", -1), 254)])[0]  # a change of -254 or less is a FAULT
+
+
+def test_script_security_check(tmp_path: Path) -> None:
+    from vrrpd.notify import insecure
+
+    assert not insecure("/bin/true")
+    d = tmp_path / "d"
+    d.mkdir(mode=0o755)
+    os.chmod(tmp_path, 0o755)
+    f = d / "s.sh"
+    f.write_text("#!/bin/sh\n")
+    f.chmod(0o755)
+    assert not insecure(str(f))  # root-owned, 0755, under root-owned or sticky directories
+    f.chmod(0o777)
+    assert insecure(str(f))
+    f.chmod(0o755)
+    os.chown(f, 1000, 1000)
+    assert insecure(str(f))
