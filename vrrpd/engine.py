@@ -40,6 +40,7 @@ from vrrpd.garp import Garp
 from vrrpd.instance import Instance, Settings, settings
 from vrrpd.kernel import Kernel, Routing, delete_link, ensure_vmac, set_sysctls, vmac_address
 from vrrpd.notify import Fifo, Runner, fifo_line, shell_warning
+from vrrpd.smtp import Mailer
 from vrrpd.sockets import RxSocket, TxSocket
 from vrrpd.track import FileTracker, LinkMonitor, ScriptTracker, effect
 
@@ -78,6 +79,7 @@ class Engine:
         self.groups: dict[str, list[str]] = {}
         self.group_notify: dict[str, dict[str, str]] = {}
         self.runner = Runner()
+        self.mailer: Mailer | None = None
         self.fifos: list[Fifo] = []
         self.gen = 0
         self.cached: dict[str, Envelope] = {}
@@ -146,6 +148,11 @@ class Engine:
         paths = [p for p in (g.notify_fifo, g.vrrp_notify_fifo) if p]
         if [f.path for f in self.fifos] != paths:
             self.fifos = [Fifo(p) for p in paths]
+        self.mailer = None
+        if g.smtp_server and g.notification_email:
+            self.mailer = Mailer(g.smtp_server, g.smtp_port, g.notification_email_from or "",
+                                 list(g.notification_email), g.router_id or "", g.smtp_helo_name or "",
+                                 g.smtp_connect_timeout)
         self.groups = {sg.name: list(sg.group) for sg in config.vrrp_sync_groups}
         self.group_notify = {sg.name: {k: v for k in ("notify_master", "notify_backup", "notify_fault",
                                                       "notify_stop", "notify") if (v := getattr(sg, k))}
@@ -539,6 +546,8 @@ class Engine:
             self.runner.spawn(s.notify["notify"], ["INSTANCE", s.name, state, str(prio)])
         for f in self.fifos:
             f.write(fifo_line("INSTANCE", s.name, state, prio))
+        if s.smtp_alert and self.mailer is not None and state in ("MASTER", "BACKUP", "FAULT"):
+            self.mailer.alert(s.name, state)
         self._publish(inst)
         if s.sync_group and a.new != State.INIT:
             self._sync(inst, a)

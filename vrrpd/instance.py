@@ -76,6 +76,7 @@ class Settings:
     strict_addresses: bool = False
     notify_rx_lower: str | None = None  # notify_master_rx_lower_pri
     notify_priority_changes: bool = False
+    smtp_alert: bool = False
     vmac: str | None = None  # use_vmac: the macvlan's name (VIPs live there, adverts leave from it)
     vmac_xmit_base: bool = False
 
@@ -168,6 +169,7 @@ def settings(inst: VrrpInstance, g: GlobalDefs, scripts: dict[str, tuple[int, bo
         strict_addresses=strict and not (inst.skip_check_adv_addr if inst.skip_check_adv_addr is not None
                                          else g.vrrp_skip_check_adv_addr),
         notify_rx_lower=inst.notify_master_rx_lower_pri,
+        smtp_alert=bool(next((x for x in (inst.smtp_alert, g.smtp_alert_vrrp, g.smtp_alert) if x is not None), False)),
         notify_priority_changes=bool(inst.notify_priority_changes if inst.notify_priority_changes is not None
                                      else g.vrrp_notify_priority_changes))
 

@@ -249,3 +249,53 @@ def test_use_vmac_keeps_the_virtual_mac_across_failover(lab: LabBridge, routers:
     assert vmac in neigh()  # the client never had to learn a new MAC
     assert r1.stop() == 0
     assert "vrrp.51" not in r1.ns.links()  # the VMAC goes with the daemon
+
+
+SMTP_SINK = r'''
+import asyncio, sys
+out = open(sys.argv[2], "a")
+async def client(r, w):
+    w.write(b"220 sink\r\n")
+    data = False
+    while line := await r.readline():
+        text = line.decode(errors="replace")
+        out.write(text); out.flush()
+        if data:
+            if text.rstrip("\r\n") == ".":
+                data = False
+                w.write(b"250 queued\r\n")
+            continue
+        if text.upper().startswith("DATA"):
+            data = True
+            w.write(b"354 go\r\n")
+        elif text.upper().startswith("QUIT"):
+            w.write(b"221 bye\r\n"); await w.drain(); break
+        else:
+            w.write(b"250 ok\r\n")
+        await w.drain()
+    w.close()
+async def main():
+    srv = await asyncio.start_server(client, sys.argv[1], 2525)
+    async with srv:
+        await asyncio.sleep(60)
+asyncio.run(main())
+'''
+
+
+def test_smtp_alert_on_state_change(lab: LabBridge, routers: list[Router], tmp_path: Path) -> None:
+    import sys
+    sink = tmp_path / "sink.py"
+    sink.write_text(SMTP_SINK)
+    mail = tmp_path / "mail.txt"
+    lab.hosts[1].popen([sys.executable, str(sink), lab.ip4(1), str(mail)])
+    time.sleep(0.3)
+    glob = (f"  notification_email {{\n    ops@example.com\n  }}\n  notification_email_from vrrp@example.com\n"
+            f"  smtp_server {lab.ip4(1)} 2525\n  smtp_connect_timeout 5\n")
+    routers[0].start(conf(instance_conf(prio=150, adv=0.1, state="MASTER", extra="  smtp_alert\n"),
+                          router_id="r0", extra_global=glob))
+    routers[0].wait_state("MASTER")
+    wait_for(lambda: mail.exists() and "QUIT" in mail.read_text(), 5, interval=0.1, message="no mail")
+    text = mail.read_text()
+    assert "MAIL FROM:<vrrp@example.com>" in text and "RCPT TO:<ops@example.com>" in text
+    assert "Subject: [r0] VRRP Instance VI_1 - Entering MASTER state" in text
+    assert "=> VRRP Instance is now owning VRRP VIPs <=" in text
