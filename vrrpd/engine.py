@@ -34,6 +34,7 @@ from typing import Any
 from supervisor.bus import Envelope
 from supervisor.config.model.config import Config
 from vrrpd import packet as P
+from vrrpd.accept import AcceptFilter
 from vrrpd.config import vip_spec
 from vrrpd.fsm import Action, Event, State
 from vrrpd.garp import Garp
@@ -80,6 +81,7 @@ class Engine:
         self.group_notify: dict[str, dict[str, str]] = {}
         self.runner = Runner()
         self.mailer: Mailer | None = None
+        self.accept_filter = AcceptFilter()
         self.fifos: list[Fifo] = []
         self.gen = 0
         self.cached: dict[str, Envelope] = {}
@@ -232,7 +234,8 @@ class Engine:
                 self._reevaluate(cur)
                 self._publish(cur)
                 continue
-            self.instances[name] = Instance(s, self.kernel, self._transition, on_rx_lower=self._rx_lower)
+            self.instances[name] = Instance(s, self.kernel, self._transition, on_rx_lower=self._rx_lower,
+                                            accept_filter=self.accept_filter)
             self.pending.add(name)
         await self._bring_up(first)
 
@@ -451,6 +454,8 @@ class Engine:
             tx.close()
         for g in self.garps.values():
             g.close()
+        if release:
+            self.accept_filter.close()
         if release:
             for name in sorted(self.vmacs):  # keepalived removes the VMACs it made
                 try:

@@ -77,6 +77,7 @@ class Settings:
     notify_rx_lower: str | None = None  # notify_master_rx_lower_pri
     notify_priority_changes: bool = False
     smtp_alert: bool = False
+    accept: bool = True  # accept mode; False: packets to the VIPs are dropped (not for an owner)
     vmac: str | None = None  # use_vmac: the macvlan's name (VIPs live there, adverts leave from it)
     vmac_xmit_base: bool = False
 
@@ -87,7 +88,7 @@ class Settings:
                 self.auth_pass, self.mcast_group, self.unicast_src, self.unicast_peers, self.unicast_ttl,
                 self.checksum_as_v2, self.initial_master, self.preempt, self.preempt_delay,
                 self.down_timer_adverts, self.lower_prio_no_advert, self.higher_prio_send_advert,
-                self.owner_ignore_adverts, self.routes, self.rules, self.vmac, self.vmac_xmit_base)
+                self.owner_ignore_adverts, self.routes, self.rules, self.vmac, self.vmac_xmit_base, self.accept)
 
 
 def settings(inst: VrrpInstance, g: GlobalDefs, scripts: dict[str, tuple[int, bool]],
@@ -169,6 +170,7 @@ def settings(inst: VrrpInstance, g: GlobalDefs, scripts: dict[str, tuple[int, bo
         strict_addresses=strict and not (inst.skip_check_adv_addr if inst.skip_check_adv_addr is not None
                                          else g.vrrp_skip_check_adv_addr),
         notify_rx_lower=inst.notify_master_rx_lower_pri,
+        accept=prio == 255 or (inst.accept if inst.accept is not None else not strict),
         smtp_alert=bool(next((x for x in (inst.smtp_alert, g.smtp_alert_vrrp, g.smtp_alert) if x is not None), False)),
         notify_priority_changes=bool(inst.notify_priority_changes if inst.notify_priority_changes is not None
                                      else g.vrrp_notify_priority_changes))
@@ -194,6 +196,7 @@ class Instance:
     last_advert: float = 0.0  # monotonic time of our last advert sent
     higher_heard: bool = False  # a higher-priority advert since we started (resume safety)
     on_rx_lower: Callable[[Instance, str, int], None] | None = None
+    accept_filter: Any = None  # vrrpd.accept.AcceptFilter, shared, for no_accept instances
 
     def __post_init__(self) -> None:
         self.machine = Machine(self._params())
@@ -382,6 +385,8 @@ class Instance:
                 log.exception("(%s) error changing the kernel", self.s.name)
 
     async def _add_vips(self) -> None:
+        if not self.s.accept and self.accept_filter is not None:
+            self.accept_filter.block([v.address for v in self.s.vips + self.s.evips])
         for v in self.s.vips + self.s.evips:
             try:
                 await self.kernel.add(v)
@@ -414,8 +419,13 @@ class Instance:
                 self.held_vips.discard(v.key)
             except Exception as e:
                 log.error("(%s) %s", self.s.name, e)
+        if not self.s.accept and self.accept_filter is not None:
+            self.accept_filter.unblock([v.address for v in self.s.vips + self.s.evips])
 
     async def change_vips(self, add: list[VipSpec], remove: list[VipSpec]) -> None:
+        if not self.s.accept and self.accept_filter is not None:
+            self.accept_filter.unblock([v.address for v in remove])
+            self.accept_filter.block([v.address for v in add])
         for v in remove:
             await self.kernel.delete(v)
             self.held_vips.discard(v.key)

@@ -299,3 +299,20 @@ def test_smtp_alert_on_state_change(lab: LabBridge, routers: list[Router], tmp_p
     assert "MAIL FROM:<vrrp@example.com>" in text and "RCPT TO:<ops@example.com>" in text
     assert "Subject: [r0] VRRP Instance VI_1 - Entering MASTER state" in text
     assert "=> VRRP Instance is now owning VRRP VIPs <=" in text
+
+
+def test_no_accept_drops_traffic_to_the_vips(lab: LabBridge, routers: list[Router]) -> None:
+    r0 = routers[0]
+    r0.start(conf(instance_conf("VI_1", prio=150, adv=0.1, state="MASTER", extra="  no_accept\n"),
+                  instance_conf("VI_2", vrid=52, prio=150, adv=0.1, state="MASTER", vips=("192.0.2.101/24",))))
+    r0.wait_state("MASTER", "VI_1")
+    r0.wait_state("MASTER", "VI_2")
+
+    def ping(addr: str) -> bool:
+        return lab.hosts[2].run(["ping", "-c", "1", "-W", "1", addr], check=False).returncode == 0
+    assert wait_for(lambda: ping("192.0.2.101"), 5, interval=0.2)  # accept mode (the default)
+    assert not ping("192.0.2.100")  # no_accept: the master holds the VIP but drops what is sent to it
+    listing = r0.ns.run(["nft", "list", "set", "inet", "pykeepalived_vrrp", "vips4"]).stdout
+    assert "192.0.2.100" in listing and "192.0.2.101" not in listing
+    assert r0.stop() == 0
+    assert r0.ns.run(["nft", "list", "table", "inet", "pykeepalived_vrrp"], check=False).returncode != 0
