@@ -50,6 +50,14 @@ class ServiceKey:
     port: int
     fwmark: int = 0
 
+    def __hash__(self) -> int:
+        # Looked up thousands of times per health event at 1,000 services: hash once, not per lookup.
+        h: int | None = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.family, self.protocol, self.address, self.port, self.fwmark))
+            object.__setattr__(self, "_hash", h)
+        return h
+
     def __str__(self) -> str:
         if self.fwmark:
             return f"fwm:{self.fwmark}" + (":6" if self.family == "inet6" else "")
@@ -87,6 +95,10 @@ class Service:
     est_timeout: int | None = None
     dests: tuple[Dest, ...] = ()
     sorry_active: bool = False
+    # Every real server the configuration names (and the sorry server), as (address, port, weight), health
+    # aside: the nftables backend sizes a service's scheduling slots from it once, so that health events
+    # move map elements and never the service's rules.
+    configured: tuple[tuple[str, int, int], ...] = ()
 
     def live_dests(self) -> tuple[Dest, ...]:
         """Real servers that receive new connections (weight > 0)."""
@@ -192,12 +204,18 @@ class Planner:
                 laddrs=pools.get(vs.laddr_group_name, ()) if vs.laddr_group_name else (),
                 syn_proxy=vs.syn_proxy, est_timeout=vs.est_timeout,
                 dests=tuple(sorted(dests)), sorry_active=any(d.sorry and d.weight > 0 for d in dests))
+            conf = [(rs.address, rs.port, rs.weight) for rs in vs.real_servers]
+            if vs.sorry_server is not None:
+                conf.append((vs.sorry_server.address, vs.sorry_server.port, 0))  # in no slot until it serves
             for key in expand_keys(vs, config):
                 dd = svc_common["dests"]
+                cc = conf
                 if key.fwmark == 0:
                     # A real server without a port takes the service's (a group entry may have its own).
                     dd = tuple(sorted(d if d.port else _with_port(d, key.port) for d in dd))
-                out.services[key] = Service(key=key, **{**svc_common, "dests": dd})
+                    cc = [(a, p or key.port, w) for a, p, w in conf]
+                out.services[key] = Service(key=key, **{**svc_common, "dests": dd},
+                                            configured=tuple(sorted(set(cc))))
         if only is None:
             self.quorum = dict(out.quorum)
         else:

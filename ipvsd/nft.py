@@ -1,8 +1,9 @@
-"""The nftables backend: NAT, FNAT with a local-address pool, syn_proxy, schedulers and persistence.
+"""The nftables backend: NAT, FNAT with a local-address pool, syn_proxy, schedulers, persistence, IPv4 and IPv6.
 
-pykeepalived owns exactly one table, ``ip pykeepalived``, and never reads or writes any other. Its
-base chains and their priorities (documented so it coexists with firewalld, Docker or an operator's
-own tables; nftables runs every table's chains at a hook in priority order):
+pykeepalived owns exactly one table, ``inet pykeepalived`` (IPv4 and IPv6 services side by side), and
+never reads or writes any other. Its base chains and their priorities (documented so it coexists with
+firewalld, Docker or an operator's own tables; nftables runs every table's chains at a hook in
+priority order):
 
 =========  ========================  =========  ====================================================
 chain      hook                      priority   job
@@ -11,25 +12,37 @@ pre        nat prerouting            -100       dispatch a new connection to its
 out        nat output                -100       the same for locally generated connections (the
                                                 syn_proxy's own SYN towards the VIP goes this way)
 post       nat postrouting           100        FNAT: source-NAT to the local-address pool
-raw_pre    filter prerouting         -300       syn_proxy: leave the client's SYNs untracked
+raw_pre    filter prerouting         -300       syn_proxy: leave the client's SYNs untracked;
+                                                est_timeout: attach the service's ct timeout object
+                                                (it must be set before conntrack creates the entry)
 syn_in     filter input              0          syn_proxy: answer SYNs with cookies (local VIP)
 syn_fwd    filter forward            0          the same for a VIP that is not a local address
 =========  ========================  =========  ====================================================
 
-Each service owns a regular chain ``svc_<id>`` (its scheduler as a single ``dnat`` rule, or three
-rules with persistence) and, with syn_proxy, ``syn_<id>``; the base chains hold one rule per service.
-Every rule carries a comment ``pka:<id>:<digest of the rule text>``: reading the table back and
-comparing comments is how the reconciler knows what is already right, so a restart against a table
-that matches changes nothing (no rule replaced, counters kept). Every change is one atomic batch.
+Membership lives in map elements, rules never change after a service is created. Each service owns
+a regular chain ``svc_<id>`` whose rule looks its real server up in a map keyed by the service and a
+*slot*: ``numgen inc mod N`` for rr/wrr (and the announced approximations), ``jhash`` of the client
+(or destination) for sh/dh/mh. N is fixed when the service is created, from the configured real
+servers (see :func:`slot_count`); which real server each slot names is the map's data. A health
+event (a real server down or up, a weight, quorum and the sorry server) is therefore one small batch
+of element deletions and additions in the shared maps ``s4_tcp``, ``s6_udp``, … (address services,
+one per family and protocol) or ``f4_tcp``, … (fwmark services). A service with persistence has its own
+maps: slot -> real-server mark (``pm_<id>``), mark -> address (``pt_<id>_<proto>``) and the dynamic client -> mark
+templates (``p_<id>_<timeout>``), which are flushed only when a real server leaves (clients pinned to
+it reschedule; those pinned to others stay, as IPVS's templates do).
 
-Writes go through libnftables (PyPI ``pip-nftables`` over Debian's ``libnftables1``) in nft's own
-syntax, reads in its JSON: libnftables 1.0.6's JSON input has no dynamic-map ``update`` statement,
-which persistence needs, and a batch must be one buffer to stay atomic.
+Every rule carries a comment ``pka:<id>:<index>:<digest of the rule text>``: reading the table back
+and comparing comments and map elements is how the reconciler knows what is already right, so a
+restart against a table that matches changes nothing (no rule replaced, counters kept). Every change
+is one atomic batch. Writes go through libnftables (PyPI ``pip-nftables`` over Debian's
+``libnftables1``) in nft's own syntax, reads in its JSON: libnftables 1.0.6's JSON input has no
+dynamic-map ``update`` statement, which persistence needs, and a batch must be one buffer to stay
+atomic. Maps are shared rather than one per service because libnftables loads every set of the table
+before an element update: 1,000 per-service maps cost ~5 ms per update, one shared map ~1 ms.
 
-Scheduling in the data path: rr and wrr are ``numgen inc`` over slots (wrr slots follow IPVS's
-interleaving), sh/dh/mh a ``jhash`` of the client (or destination) address over weighted slots; a
-real server's share is its number of slots. A health change rewrites the service's own chain in one
-batch (the slot count is part of the rule); nothing else in the table moves.
+When N slots cannot hold the live real servers' cycle exactly (e.g. 4 of 7 servers left, or weights a
+checker changed), the slots are apportioned as closely as N allows and the log says so once per
+virtual server, with the bound (each real server's share is off by less than 1/N).
 """
 
 from __future__ import annotations
@@ -42,12 +55,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ipvsd.desired import Dest, Service, ServiceKey
+from ipvsd.desired import Service, ServiceKey
 
 log = logging.getLogger("pykeepalived.ipvs")
 
 TABLE = "pykeepalived"
-FAMILY = "ip"
+FAMILY = "inet"
+LEGACY = ("ip", TABLE)  # earlier versions' table (IPv4 only): ours by name, removed on the next full pass
 BASE_CHAINS = {
     "pre": "type nat hook prerouting priority -100; policy accept;",
     "out": "type nat hook output priority -100; policy accept;",
@@ -56,8 +70,23 @@ BASE_CHAINS = {
     "syn_in": "type filter hook input priority 0; policy accept;",
     "syn_fwd": "type filter hook forward priority 0; policy accept;",
 }
+# Shared slot maps: (service identity . slot) -> real server. One per family and protocol: libnftables 1.0.6
+# re-reads a map's ``typeof`` in the protocol context of a rule added later, so ``th dport`` (or another
+# protocol's port) there makes every later rule naming the map fail ("conflicting protocols specified").
+# The modulus in typeof only gives the type.
+SHARED_MAPS = {
+    **{f"s{f}_{p}": f"typeof {ip} daddr . {p} dport . numgen inc mod 1 : {ip} daddr . {p} dport;"
+       for f, ip in (("4", "ip"), ("6", "ip6")) for p in ("tcp", "udp", "sctp")},
+    **{f"f{f}_{p}": f"typeof meta mark . numgen inc mod 1 : {ip} daddr . {p} dport;"
+       for f, ip in (("4", "ip"), ("6", "ip6")) for p in ("tcp", "udp")},
+}
 MAX_SLOTS = 1024  # a wrr cycle or hash table longer than this is scaled down (shares kept to ~0.1 %)
+SLOT_BUDGET = 120  # slots a service may take so that losing any one real server still divides evenly
+LC_SLOTS = 32  # lc/wlc/sed/nq: the re-weighting plans this many new connections per period (ipvsd.leastconn)
 SYNPROXY = "synproxy mss 1460 wscale 7 timestamp sack-perm"
+HASHED = ("sh", "dh", "mh")
+
+Elem = tuple[Any, ...]
 
 
 class NftError(Exception):
@@ -66,7 +95,7 @@ class NftError(Exception):
 
 def svc_id(key: ServiceKey) -> str:
     if key.fwmark:
-        return f"fwm_{key.fwmark}"
+        return f"fwm_{key.fwmark}" + ("_6" if key.family == "inet6" else "")
     return f"{key.protocol}_{key.address.replace('.', '_').replace(':', '_')}_{key.port}"
 
 
@@ -107,111 +136,274 @@ def hash_slots(weights: list[int]) -> list[int]:
     return [i for i, c in enumerate(counts) for _ in range(c)]
 
 
-def _slot_map(slots: list[int], value: list[str]) -> str:
-    """``{ 0-2 : v0, 3 : v1 }``: consecutive slots with the same value become one interval."""
-    parts: list[str] = []
-    start = 0
-    for i in range(1, len(slots) + 1):
-        if i == len(slots) or slots[i] != slots[start]:
-            rng = f"{start}" if i - 1 == start else f"{start}-{i - 1}"
-            parts.append(f"{rng} : {value[slots[start]]}")
-            start = i
-    return "{ " + ", ".join(parts) + " }"
+def _cycle(scheduler: str, weights: list[int]) -> int:
+    """Length of one exact scheduling cycle for these weights (0 when nobody is live)."""
+    ws = [1 if scheduler == "rr" and w > 0 else w for w in weights]
+    return len(hash_slots(ws)) if scheduler in HASHED else len(wrr_sequence(ws))
 
 
-def _sched_expr(svc: Service, live: list[Dest], values: list[str]) -> str:
-    """An expression that evaluates to one of ``values`` (one per live server) per new connection."""
-    weights = [d.weight for d in live]
-    sched = svc.scheduler
-    if sched in ("sh", "dh", "mh"):
-        slots = hash_slots(weights)
-        if sched == "dh":
-            key = "ip daddr"
-        elif "flag-2" in svc.flags and svc.key.protocol in ("tcp", "udp"):  # sh-port / mh-port
-            key = f"ip saddr . {svc.key.protocol} sport"
+def _configured(svc: Service) -> dict[tuple[str, int], int]:
+    """The configured real servers (and sorry server) -> weight, in a stable order."""
+    by_addr: dict[tuple[str, int], int] = {}
+    for a, p, w in svc.configured or tuple((d.address, d.port, d.weight) for d in svc.dests):
+        by_addr[(a, p)] = max(w, by_addr.get((a, p), 0))
+    return by_addr
+
+
+def slot_count(svc: Service) -> int:
+    """N, the service's fixed number of slots: a multiple of the cycle with every configured real server up,
+    made also a multiple of each cycle with one of them down while that fits :data:`SLOT_BUDGET`; a
+    larger all-up cycle is used as is (then losing a server is apportioned, and said so)."""
+    from ipvsd import leastconn
+
+    weights = [w for w in _configured(svc).values() if w > 0] or [1]
+    if svc.scheduler in leastconn.SCHEDULERS:
+        return max(LC_SLOTS, len(weights))
+    n = _cycle(svc.scheduler, weights)
+    for i in range(len(weights)):
+        c = _cycle(svc.scheduler, weights[:i] + weights[i + 1:])
+        if c and math.lcm(n, c) <= SLOT_BUDGET:
+            n = math.lcm(n, c)
+    return max(n, 1)
+
+
+def _apportion(n: int, weights: list[int]) -> list[int]:
+    """``n`` slots in proportion to ``weights`` (largest remainder), each live server getting one at least."""
+    total = sum(weights)
+    raw = [n * w / total for w in weights]
+    counts = [max(1, int(r)) if w > 0 else 0 for r, w in zip(raw, weights, strict=True)]
+    order = sorted(range(len(weights)), key=lambda i: raw[i] - int(raw[i]), reverse=True)
+    k = 0
+    while sum(counts) < n:
+        if weights[order[k % len(order)]] > 0:
+            counts[order[k % len(order)]] += 1
+        k += 1
+    while sum(counts) > n:  # only when n < number of live servers (slot_count prevents it)
+        i = max(range(len(counts)), key=lambda j: counts[j])
+        counts[i] -= 1
+    return counts
+
+
+def fill(n: int, scheduler: str, weights: list[int]) -> tuple[list[int], bool]:
+    """Slot -> index of the live server in ``weights``, for ``n`` slots; and whether that is exact."""
+    if not any(w > 0 for w in weights):
+        return [], True
+    ws = [1 if scheduler == "rr" and w > 0 else w for w in weights]
+    if scheduler in HASHED:
+        base = hash_slots(ws)
+        if n % len(base) == 0:
+            return [s for s in base for _ in range(n // len(base))], True
+        counts = _apportion(n, ws)
+        return [i for i, c in enumerate(counts) for _ in range(c)], False
+    seq = wrr_sequence(ws)
+    if n % len(seq) == 0:
+        return seq * (n // len(seq)), True
+    counts = _apportion(n, ws)
+    seq = wrr_sequence(counts)  # the same interleaving over the apportioned counts: one cycle of n/g slots
+    return seq * (n // len(seq)), False
+
+
+def layout(n: int, scheduler: str, base_weights: list[int], weights: list[int]) -> tuple[list[int], bool]:
+    """Slot -> server index for ``n`` slots when the servers' weights are ``weights`` (0: not live), derived
+    from the layout of ``base_weights`` (every configured server up): each server keeps its base slots up
+    to its new share and only the surplus slots change hands, to the servers furthest below theirs. A
+    health event so moves ~n/k elements, not n, and the result depends on the live set alone (a restart
+    computes the same). Also returns whether the shares are exact."""
+    if not any(w > 0 for w in weights):
+        return [], True
+    base, _ = fill(n, scheduler, base_weights)
+    ws = [1 if scheduler == "rr" and w > 0 else w for w in weights]
+    target = _apportion(n, ws)
+    exact = all(n * w % sum(ws) == 0 for w in ws)
+    kept = [0] * len(ws)
+    out: list[int | None] = []
+    for i in base:
+        if kept[i] < target[i]:
+            kept[i] += 1
+            out.append(i)
         else:
-            key = "ip saddr"
-        return f"jhash {key} mod {len(slots)} seed 0x0 map {_slot_map(slots, values)}"
-    if sched == "rr":
-        slots = list(range(len(live)))
-    else:  # wrr, and the announced approximation of lc/wlc/sed/nq/... (see ipvsd.backend)
-        slots = wrr_sequence(weights)
-    return f"numgen inc mod {len(slots)} map {_slot_map(slots, values)}"
+            out.append(None)
+    deficit = [t - k for t, k in zip(target, kept, strict=True)]
+    final: list[int] = []
+    for o in out:
+        if o is None:
+            o = max(range(len(deficit)), key=lambda j: (deficit[j], -j))
+            deficit[o] -= 1
+        final.append(o)
+    return final, exact
+
+
+def _v6(svc: Service) -> bool:
+    return svc.key.family == "inet6"
+
+
+def _sched_expr(svc: Service, n: int) -> str:
+    """The slot of a new connection: ``numgen``, or a ``jhash`` for the hash schedulers."""
+    ip = "ip6" if _v6(svc) else "ip"
+    sched = svc.scheduler
+    if sched in HASHED:
+        if sched == "dh":
+            key = f"{ip} daddr"
+        elif "flag-2" in svc.flags and svc.key.protocol in ("tcp", "udp"):  # sh-port / mh-port
+            key = f"{ip} saddr . {svc.key.protocol} sport"
+        else:
+            key = f"{ip} saddr"
+        return f"jhash {key} mod {n} seed 0x0"
+    return f"numgen inc mod {n}"
 
 
 def _match(key: ServiceKey) -> str:
     if key.fwmark:
-        return f"meta mark {key.fwmark:#x}"
-    return f"ip daddr {key.address} {key.protocol} dport {key.port}"
+        return f"meta nfproto {'ipv6' if key.family == 'inet6' else 'ipv4'} meta mark {key.fwmark:#x}"
+    ip = "ip6" if key.family == "inet6" else "ip"
+    return f"{ip} daddr {key.address} {key.protocol} dport {key.port}"
 
 
 def _protos(key: ServiceKey) -> list[str]:
     return [key.protocol] if not key.fwmark else ["tcp", "udp"]
 
 
-def _laddr_expr(laddrs: tuple[str, ...]) -> str:
-    addrs = sorted({ipaddress.IPv4Address(a) for a in laddrs})
+def _addr(a: str) -> str:
+    return str(ipaddress.ip_address(a))
+
+
+def _laddr_expr(laddrs: tuple[str, ...], v6: bool) -> str:
+    addrs = sorted({ipaddress.ip_address(a) for a in laddrs if (":" in a) == v6}, key=int)
     if len(addrs) == 1:
         return str(addrs[0])
     if int(addrs[-1]) - int(addrs[0]) == len(addrs) - 1:
         return f"{addrs[0]}-{addrs[-1]}"  # nf_nat picks an address by hash and a free port: no lockstep with rr
-    values = [str(a) for a in addrs]
-    return f"jhash ip saddr mod {len(values)} seed 0x0 map {_slot_map(list(range(len(values))), values)}"
+    ip = "ip6" if v6 else "ip"
+    values = ", ".join(f"{i} : {a}" for i, a in enumerate(addrs))
+    return f"jhash {ip} saddr mod {len(addrs)} seed 0x0 map {{ {values} }}"
 
 
 @dataclass
 class Rendered:
-    """A service as nft rule texts: its own chains (ordered) and one rule each in some base chains."""
+    """A service as nft objects: its own chains (ordered rule texts), one rule each in some base chains,
+    its own maps (name -> definition), the elements it puts in maps, and its ct timeout objects."""
 
     own: dict[str, list[str]] = field(default_factory=dict)
     base: dict[str, list[str]] = field(default_factory=dict)
-    persist_map: tuple[str, str] | None = None  # (name, definition)
+    maps: dict[str, str] = field(default_factory=dict)
+    elems: dict[str, dict[Elem, Elem]] = field(default_factory=dict)
+    timeouts: dict[str, str] = field(default_factory=dict)
+    dynamic: str | None = None  # the persistence map (its elements are the data path's, not ours)
+    exact: bool = True  # False: the live servers' cycle does not divide N (announced once)
+    slots: int = 0
+
+    def static(self) -> tuple[Any, ...]:
+        """Everything but map elements: what a health event must never change."""
+        return (self.own, self.base, self.maps, self.timeouts, self.dynamic)
 
 
-def render(svc: Service) -> Rendered:
+def render(svc: Service, phase: int = 0) -> Rendered:
+    """``phase``: the slot the service's ``numgen`` counter is at; the slots are rotated so that the cycle
+    starts there (lc/wlc/sed/nq: a period's plan front-loads the least-loaded servers, and the counter
+    lives on across element updates)."""
     sid = svc_id(svc.key)
+    v6 = _v6(svc)
+    ip = "ip6" if v6 else "ip"
     r = Rendered()
+    n = slot_count(svc)
+    r.slots = n
     live = [d for d in svc.dests if d.weight > 0]
+    from ipvsd import leastconn
+
+    if svc.scheduler in leastconn.SCHEDULERS:  # re-planned every period: a fresh cycle, rotated to the counter
+        slots, r.exact = fill(n, svc.scheduler, [d.weight for d in live])
+    else:
+        conf = _configured(svc)
+        names = list(conf)
+        for d in live:
+            if (d.address, d.port) not in conf:  # not configured (cannot happen from the planner): append
+                names.append((d.address, d.port))
+        now = {(d.address, d.port): d.weight for d in live}
+        base = [conf.get(k, 0) for k in names]
+        if not any(base):
+            base = [1] * len(names)
+        idx, r.exact = layout(n, svc.scheduler, base, [now.get(k, 0) for k in names])
+        pos = {(d.address, d.port): i for i, d in enumerate(live)}
+        slots = [pos[names[i]] for i in idx]
+    if phase % n and slots:
+        k = phase % n
+        slots = slots[n - k:] + slots[:n - k]  # slot k holds the cycle's first pick
     chain = f"svc_{sid}"
     rules: list[str] = []
-    if not live:
-        rules.append("drop")  # no server: refuse, never fall through to a local service on the VIP
-    elif svc.persistence_timeout:
-        mask = f" & {svc.persistence_netmask}" if svc.persistence_netmask and "." in svc.persistence_netmask else ""
+    fnat = svc.method == "FNAT" and bool(svc.laddrs)
+    if fnat and svc.key.fwmark:
+        # postrouting cannot tell this service's connections by their tuple: the connection carries the mark
+        rules.append(f"ct mark set {svc.key.fwmark:#x}")
+    if svc.persistence_timeout:
+        mask = ""
+        nm = svc.persistence_netmask
+        if nm and not v6 and "." in nm:
+            mask = f" & {nm}"
+        elif nm and v6 and nm.isdigit() and int(nm) < 128:  # IPv6 granularity is a prefix length
+            mask = f" & {ipaddress.IPv6Network(f'::/{int(nm)}').netmask}"
+        marks = _marks(svc)
+        pm = f"pm_{sid}"
         pmap = f"p_{sid}_{svc.persistence_timeout}"
-        r.persist_map = (pmap, f"typeof ip saddr : meta mark; flags dynamic,timeout; "
-                               f"timeout {svc.persistence_timeout}s;")
-        marks = [f"{i + 1:#x}" for i in range(len(live))]
-        targets = [f"{d.address} . {d.port}" for d in live]
-        rules.append(f"meta mark set {_sched_expr(svc, live, marks)}")
+        r.maps[pm] = "typeof numgen inc mod 1 : meta mark;"
+        r.maps[pmap] = f"typeof {ip} saddr : meta mark; flags dynamic,timeout; timeout {svc.persistence_timeout}s;"
+        r.dynamic = pmap
+        r.elems[pm] = {(s,): (marks[(live[i].address, live[i].port)],) for s, i in enumerate(slots)}
+        rules.append(f"meta mark set {_sched_expr(svc, n)} map @{pm}")
         # Adds client -> scheduled server when absent; when present only re-arms the timeout.
-        rules.append(f"update @{pmap} {{ ip saddr{mask} : meta mark }}")
+        rules.append(f"update @{pmap} {{ {ip} saddr{mask} : meta mark }}")
         for proto in _protos(svc.key):
-            rules.append(f"meta l4proto {proto} meta mark set ip saddr{mask} map @{pmap} "
-                         f"dnat ip to meta mark map {{ {', '.join(f'{m} : {t}' for m, t in zip(marks, targets, strict=True))} }}")
-        rules.append("drop")
+            pt = f"pt_{sid}_{proto}"
+            r.maps[pt] = f"typeof meta mark : {ip} daddr . {proto} dport;"
+            r.elems[pt] = {(marks[(d.address, d.port)],): (_addr(d.address), d.port) for d in live}
+            rules.append(f"meta l4proto {proto} meta mark set {ip} saddr{mask} map @{pmap} "
+                         f"dnat {ip} to meta mark map @{pt}")
     else:
+        fam = "6" if v6 else "4"
+        ident: Elem
         for proto in _protos(svc.key):
-            if len(live) == 1:
-                target = f"dnat ip to {live[0].address}:{live[0].port}"
+            if svc.key.fwmark:
+                smap, ident, keyexpr = f"f{fam}_{proto}", (svc.key.fwmark,), "meta mark"
             else:
-                target = f"dnat ip to {_sched_expr(svc, live, [f'{d.address} . {d.port}' for d in live])}"
-            rules.append(f"meta l4proto {proto} {target}")
-        rules.append("drop")
+                smap, keyexpr = f"s{fam}_{proto}", f"{ip} daddr . {proto} dport"
+                ident = (_addr(svc.key.address), svc.key.port)
+            r.elems[smap] = {(*ident, s): (_addr(live[i].address), live[i].port) for s, i in enumerate(slots)}
+            rules.append(f"meta l4proto {proto} dnat {ip} to {keyexpr} . {_sched_expr(svc, n)} map @{smap}")
+    rules.append("drop")  # no live server: refuse, never fall through to a local service on the VIP
     r.own[chain] = rules
     m = _match(svc.key)
     r.base["pre"] = [f"{m} counter jump {chain}"]
     r.base["out"] = [f"{m} jump {chain}"]
-    if svc.method == "FNAT" and svc.laddrs and not svc.key.fwmark:
-        r.base["post"] = [f"ct original ip daddr {svc.key.address} ct original protocol {svc.key.protocol} "
-                          f"ct original proto-dst {svc.key.port} snat ip to {_laddr_expr(svc.laddrs)}"]
+    if fnat:
+        pool = _laddr_expr(svc.laddrs, v6)
+        if svc.key.fwmark:
+            r.base["post"] = [f"meta nfproto {'ipv6' if v6 else 'ipv4'} ct mark {svc.key.fwmark:#x} "
+                              f"ct status dnat snat {ip} to {pool}"]
+        else:
+            # inet tables need the family first: ct original's port has no type without it
+            r.base["post"] = [f"meta nfproto {'ipv6' if v6 else 'ipv4'} ct original {ip} daddr {svc.key.address} ct original protocol {svc.key.protocol} "
+                              f"ct original proto-dst {svc.key.port} snat {ip} to {pool}"]
+    raw: list[str] = []
+    if svc.est_timeout is not None:
+        to = f"to_{sid}_{svc.est_timeout}"
+        r.timeouts[to] = (f"protocol tcp; l3proto {ip}; policy = {{ established: {svc.est_timeout} }};")
+        tcp = " meta l4proto tcp" if svc.key.fwmark else ""
+        raw.append(f"{m}{tcp} ct timeout set \"{to}\"")
     if svc.syn_proxy:
         syn = f"syn_{sid}"
         r.own[syn] = [f"ct state invalid,untracked {SYNPROXY}", "ct state invalid drop"]
-        r.base["raw_pre"] = [f"{m} tcp flags & (fin|syn|rst|ack) == syn notrack"]
+        raw.append(f"{m} tcp flags & (fin|syn|rst|ack) == syn notrack")
         r.base["syn_in"] = [f"{m} jump {syn}"]
         r.base["syn_fwd"] = [f"{m} jump {syn}"]
+    if raw:
+        r.base["raw_pre"] = raw
     return r
+
+
+def _marks(svc: Service) -> dict[tuple[str, int], int]:
+    """A stable mark per real server of a persistent service (its rank among the configured ones), so that
+    a server coming back does not renumber the others and void their clients' templates."""
+    names = sorted({(a, p) for a, p, _ in svc.configured} | {(d.address, d.port) for d in svc.dests})
+    return {k: i + 1 for i, k in enumerate(names)}
 
 
 def _tag(sid: str, text: str, index: int = 0) -> str:
@@ -222,6 +414,28 @@ def _q(s: str) -> str:
     return json.dumps(s)
 
 
+def _atom(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            return str(ipaddress.ip_address(v))
+        except ValueError:
+            return v
+    return v
+
+
+def _elem_of(v: Any) -> Elem:
+    """A key or value from nft's JSON (``{"concat": [...]}`` or a scalar) as a tuple of plain values."""
+    if isinstance(v, dict) and "concat" in v:
+        return tuple(_atom(x) for x in v["concat"])
+    if isinstance(v, dict) and "elem" in v:
+        return _elem_of(v["elem"].get("val"))
+    return (_atom(v),)
+
+
+def _text(e: Elem) -> str:
+    return " . ".join(str(x) for x in e)
+
+
 @dataclass
 class Actual:
     exists: bool = False
@@ -229,10 +443,37 @@ class Actual:
     maps: set[str] = field(default_factory=set)
     rules: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # chain -> [(handle, comment)]
     counters: dict[str, int] = field(default_factory=dict)  # comment of a pre rule -> packets
+    elems: dict[str, dict[Elem, Elem]] = field(default_factory=dict)  # static maps' contents
+    timeouts: set[str] = field(default_factory=set)
+    legacy: bool = False  # an ``ip pykeepalived`` table of an earlier version is there
+
+
+@dataclass
+class Wanted:
+    own: dict[str, list[str]] = field(default_factory=dict)  # chain -> rules with their comments
+    base: dict[str, dict[str, str]] = field(default_factory=lambda: {c: {} for c in BASE_CHAINS})
+    maps: dict[str, str] = field(default_factory=dict)
+    elems: dict[str, dict[Elem, Elem]] = field(default_factory=lambda: {m: {} for m in SHARED_MAPS})
+    timeouts: dict[str, str] = field(default_factory=dict)
+    dynamic: dict[str, str] = field(default_factory=dict)  # persistence map -> its service chain
+
+
+def elem_cmds(name: str, have: dict[Elem, Elem], want: dict[Elem, Elem]) -> list[str]:
+    """Element deletions then additions that turn map ``name``'s ``have`` into ``want``."""
+    t = f"{FAMILY} {TABLE}"
+    gone = [k for k, v in have.items() if want.get(k) != v]
+    new = [(k, v) for k, v in want.items() if have.get(k) != v]
+    cmds: list[str] = []
+    for i in range(0, len(gone), 512):
+        cmds.append(f"delete element {t} {name} {{ {', '.join(_text(k) for k in gone[i:i + 512])} }}")
+    for i in range(0, len(new), 512):
+        part = ", ".join(f"{_text(k)} : {_text(v)}" for k, v in new[i:i + 512])
+        cmds.append(f"add element {t} {name} {{ {part} }}")
+    return cmds
 
 
 class NftBackend:
-    """Reconciles the ``ip pykeepalived`` table to a set of services (one atomic batch per change)."""
+    """Reconciles the ``inet pykeepalived`` table to a set of services (one atomic batch per change)."""
 
     name = "nftables"
 
@@ -244,9 +485,8 @@ class NftBackend:
         self.nft.set_handle_output(True)
         self.batches = 0  # committed transactions (tests: a restart without change commits none)
         self.programmed: dict[ServiceKey, Service] = {}
-        # chain -> rule comments as last committed by us (we are the table's only writer): a health event
-        # rewrites a chain without listing it first (a listing makes libnftables load the whole table)
-        self.known: dict[str, list[str]] = {}
+        self.said_inexact: set[str] = set()
+        self.phase: dict[ServiceKey, int] = {}  # lc/wlc/sed/nq: numgen position the slots were rotated to
 
     # -- kernel access -----------------------------------------------------------------------------
 
@@ -259,6 +499,7 @@ class NftBackend:
     def read(self) -> Actual:
         act = Actual()
         self.nft.set_json_output(True)
+        act.legacy = self.nft.cmd(f"list table {LEGACY[0]} {LEGACY[1]}")[0] == 0
         rc, out, err = self.nft.cmd(f"list table {FAMILY} {TABLE}")
         if rc != 0:
             if "No such file" in err or "does not exist" in err:
@@ -269,7 +510,12 @@ class NftBackend:
             if "chain" in obj:
                 act.chains.add(obj["chain"]["name"])
             elif "map" in obj:
-                act.maps.add(obj["map"]["name"])
+                m = obj["map"]
+                act.maps.add(m["name"])
+                if "dynamic" not in m.get("flags", []):
+                    act.elems[m["name"]] = {_elem_of(k): _elem_of(v) for k, v in m.get("elem", [])}
+            elif "ct timeout" in obj:
+                act.timeouts.add(obj["ct timeout"]["name"])
             elif "rule" in obj:
                 rule = obj["rule"]
                 comment = str(rule.get("comment", ""))
@@ -282,109 +528,151 @@ class NftBackend:
 
     # -- reconcile ---------------------------------------------------------------------------------
 
+    def wanted(self, services: dict[ServiceKey, Service]) -> Wanted:
+        w = Wanted()
+        for key in sorted(services):
+            sid = svc_id(key)
+            r = self._render(services[key])
+            for chain, rules in r.own.items():
+                w.own[chain] = [f"{text} comment {_q(_tag(sid, text, i))}" for i, text in enumerate(rules)]
+            for chain, rules in r.base.items():
+                for i, text in enumerate(rules):
+                    w.base[chain][_tag(sid, text, i)] = text
+            w.maps.update(r.maps)
+            for name, els in r.elems.items():
+                w.elems.setdefault(name, {}).update(els)
+            w.timeouts.update(r.timeouts)
+            if r.dynamic is not None:
+                w.dynamic[r.dynamic] = f"svc_{sid}"
+        return w
+
+    def _render(self, svc: Service) -> Rendered:
+        r = render(svc, self.phase.get(svc.key, 0))
+        if not r.exact and svc.vs not in self.said_inexact:
+            self.said_inexact.add(svc.vs)
+            log.warning("%s: lb_algo %s on nftables: the %d live real servers' cycle does not fit the service's "
+                        "%d slots; each real server's share is within 1/%d of its weight's (announced once)",
+                        svc.source, svc.scheduler, len(svc.live_dests()), r.slots, r.slots)
+        return r
+
     def plan(self, services: dict[ServiceKey, Service], act: Actual) -> list[str]:
         """The nft commands that turn ``act`` into ``services`` (empty when the table already matches)."""
         t = f"{FAMILY} {TABLE}"
+        legacy = [f"delete table {LEGACY[0]} {LEGACY[1]}"] if act.legacy else []
         if not services:
-            return [f"delete table {t}"] if act.exists else []
-        want_own: dict[str, list[str]] = {}
-        want_base: dict[str, dict[str, str]] = {c: {} for c in BASE_CHAINS}  # chain -> comment -> rule
-        want_maps: dict[str, str] = {}
-        for key in sorted(services):
-            sid = svc_id(key)
-            r = render(services[key])
-            for chain, rules in r.own.items():
-                want_own[chain] = [f"{text} comment {_q(_tag(sid, text, i))}" for i, text in enumerate(rules)]
-            for chain, rules in r.base.items():
-                for i, text in enumerate(rules):
-                    want_base[chain][_tag(sid, text, i)] = text
-            if r.persist_map is not None:
-                want_maps[r.persist_map[0]] = r.persist_map[1]
-        cmds: list[str] = []
-        self._want_own = {c: [_comment_of(x) for x in rules] for c, rules in want_own.items()}
+            return ([f"delete table {t}"] if act.exists else []) + legacy
+        w = self.wanted(services)
+        cmds: list[str] = list(legacy)
         if not act.exists:
             cmds.append(f"add table {t}")
         for chain, spec in BASE_CHAINS.items():
             if chain not in act.chains:
                 cmds.append(f"add chain {t} {chain} {{ {spec} }}")
+        for name, spec in SHARED_MAPS.items():
+            if name not in act.maps:
+                cmds.append(f"add map {t} {name} {{ {spec} }}")
         # Base-chain rules: a set keyed by comment; order between services does not matter.
         for chain in BASE_CHAINS:
             for handle, comment in act.rules.get(chain, []):
-                if comment not in want_base[chain]:
+                if comment not in w.base[chain]:
                     cmds.append(f"delete rule {t} {chain} handle {handle}")
-        changed: list[str] = []
+        changed: set[str] = set()
         for chain in sorted(act.chains - set(BASE_CHAINS)):
             have = [c for _, c in act.rules.get(chain, [])]
-            want = [_comment_of(x) for x in want_own.get(chain, [])]
-            if chain not in want_own:
+            want = [_comment_of(x) for x in w.own.get(chain, [])]
+            if chain not in w.own or have != want:
                 cmds.append(f"flush chain {t} {chain}")
-            elif have != want:
-                cmds.append(f"flush chain {t} {chain}")
-                changed.append(chain)
-        for chain in sorted(act.chains - set(BASE_CHAINS) - set(want_own)):
+                changed.add(chain)
+        for chain in sorted(act.chains - set(BASE_CHAINS) - set(w.own)):
             cmds.append(f"delete chain {t} {chain}")
-        for m in sorted(act.maps - set(want_maps)):
-            cmds.append(f"delete map {t} {m}")
-        for m, spec in sorted(want_maps.items()):
-            if m not in act.maps:
-                cmds.append(f"add map {t} {m} {{ {spec} }}")
-            elif f"svc_{m[2:].rsplit('_', 1)[0]}" in changed:
-                cmds.append(f"flush map {t} {m}")  # servers renumbered: old client->server entries are void
-        for chain in sorted(want_own):
+        for name in sorted(act.maps - set(w.maps) - set(SHARED_MAPS)):
+            cmds.append(f"delete map {t} {name}")
+        for name in sorted(act.timeouts - set(w.timeouts)):
+            cmds.append(f"delete ct timeout {t} {name}")
+        for name, spec in sorted(w.timeouts.items()):
+            if name not in act.timeouts:
+                cmds.append(f"add ct timeout {t} {name} {{ {spec} }}")
+        for name, spec in sorted(w.maps.items()):
+            if name not in act.maps:
+                cmds.append(f"add map {t} {name} {{ {spec} }}")
+            elif name in w.dynamic and w.dynamic[name] in changed:
+                cmds.append(f"flush map {t} {name}")  # the service was redefined: its templates are void
+        for chain in sorted(w.own):
             if chain not in act.chains:
                 cmds.append(f"add chain {t} {chain}")
-                changed.append(chain)
+                changed.add(chain)
             if chain in changed:
-                cmds.extend(f"add rule {t} {chain} {rule}" for rule in want_own[chain])
+                cmds.extend(f"add rule {t} {chain} {rule}" for rule in w.own[chain])
         have_base = {chain: {c for _, c in act.rules.get(chain, [])} for chain in BASE_CHAINS}
-        for chain, by_comment in want_base.items():
+        for chain, by_comment in w.base.items():
             for comment, text in sorted(by_comment.items()):
                 if comment not in have_base[chain]:
                     cmds.append(f"add rule {t} {chain} {text} comment {_q(comment)}")
+        # Elements last: the kernel checks every element of a map each time a rule binds to it, so rules
+        # added after 90,000 slots would cost minutes; added before, each binding finds the map empty.
+        for name in sorted(set(w.elems) | (set(act.elems) & (set(w.maps) | set(SHARED_MAPS)))):
+            if name in w.dynamic:
+                continue
+            cmds.extend(elem_cmds(name, act.elems.get(name, {}) if name in act.maps else {},
+                                  w.elems.get(name, {})))
         return cmds
 
-    _want_own: dict[str, list[str]] = {}
-
     def reconcile(self, services: dict[ServiceKey, Service]) -> int:
-        self.known = {}
         cmds = self.plan(services, self.read())
         if cmds:
             self._cmd("\n".join(cmds) + "\n")
             self.batches += 1
             log.debug("nftables: committed %d commands in one batch", len(cmds))
         self.programmed = dict(services)
-        self.known = dict(self._want_own) if services else {}
         return len(cmds)
 
-    def reconcile_some(self, services: dict[ServiceKey, Service], keys: set[ServiceKey]) -> int:
-        """A health event: only ``keys`` moved. When each keeps its base-chain rules and persistence map
-        (real servers changed, not the service), read and rewrite just their own chains, one batch;
-        otherwise fall back to the full reconcile. Listing 1,000 services to move one costs ~100 ms."""
-        t = f"{FAMILY} {TABLE}"
+    def health_cmds(self, old: Service, new: Service, old_phase: int = 0) -> list[str] | None:
+        """The element updates that move ``old`` to ``new`` (None when more than elements would change)."""
+        ro, rn = render(old, old_phase), self._render(new)
+        if ro.static() != rn.static():
+            return None
         cmds: list[str] = []
-        written: dict[str, list[str]] = {}
+        for name in sorted(set(ro.elems) | set(rn.elems)):
+            cmds.extend(elem_cmds(name, ro.elems.get(name, {}), rn.elems.get(name, {})))
+        pts = [m for m in ro.elems if m.startswith("pt_")]
+        if rn.dynamic is not None and any(set(ro.elems[m]) - set(rn.elems.get(m, {})) for m in pts):
+            # a real server left: templates naming it are void (which ones is not worth a listing)
+            cmds.append(f"flush map {FAMILY} {TABLE} {rn.dynamic}")
+        return cmds
+
+    def dispatch_counts(self) -> dict[ServiceKey, int]:
+        """New connections each programmed service has dispatched (its ``pre`` rule's packet counter)."""
+        rc, out, _err = self.nft.cmd(f"list chain {FAMILY} {TABLE} pre")
+        if rc != 0:
+            return {}
+        by_sid: dict[str, int] = {}
+        for o in json.loads(out).get("nftables", []):
+            rule = o.get("rule")
+            if not rule:
+                continue
+            sid = str(rule.get("comment", "")).split(":")[1:2]
+            for e in rule.get("expr", []):
+                if sid and isinstance(e, dict) and isinstance(e.get("counter"), dict):
+                    by_sid[sid[0]] = int(e["counter"].get("packets", 0))
+        return {k: by_sid[svc_id(k)] for k in self.programmed if svc_id(k) in by_sid}
+
+    def reconcile_some(self, services: dict[ServiceKey, Service], keys: set[ServiceKey],
+                       phase: dict[ServiceKey, int] | None = None) -> int:
+        """A health event: only ``keys`` moved. When none of them changes beyond map elements (real servers,
+        weights, sorry server), send those element updates as one batch without reading the table;
+        otherwise fall back to the full reconcile. ``phase``: new numgen positions (lc re-weighting)."""
+        cmds: list[str] = []
+        old_phase = dict(self.phase)
+        if phase:
+            self.phase.update(phase)
         for key in sorted(keys):
             old, new = self.programmed.get(key), services.get(key)
             if old is None or new is None:
                 return self.reconcile(services)
-            ro, rn = render(old), render(new)
-            if ro.base != rn.base or ro.persist_map != rn.persist_map or set(ro.own) != set(rn.own):
+            part = self.health_cmds(old, new, old_phase.get(key, 0))
+            if part is None:
                 return self.reconcile(services)
-            sid = svc_id(key)
-            for chain, rules in rn.own.items():
-                want = [(text, _tag(sid, text, i)) for i, text in enumerate(rules)]
-                have = self.known.get(chain)
-                if have is None:
-                    have = self._chain_comments(chain)
-                if have is None:  # someone removed it: the full pass rebuilds what is missing
-                    return self.reconcile(services)
-                if have == [c for _, c in want]:
-                    continue
-                written[chain] = [c for _, c in want]
-                cmds.append(f"flush chain {t} {chain}")
-                cmds.extend(f"add rule {t} {chain} {text} comment {_q(c)}" for text, c in want)
-                if rn.persist_map is not None and chain.startswith("svc_"):
-                    cmds.append(f"flush map {t} {rn.persist_map[0]}")  # servers renumbered
+            cmds.extend(part)
         if cmds:
             try:
                 self._cmd("\n".join(cmds) + "\n")
@@ -392,19 +680,12 @@ class NftBackend:
                 log.warning("nftables: %s; reconciling the whole table", e)
                 return self.reconcile(services)
             self.batches += 1
-            self.known.update(written)
         for key in keys:
             if key in services:
                 self.programmed[key] = services[key]
             else:
                 self.programmed.pop(key, None)
         return len(cmds)
-
-    def _chain_comments(self, chain: str) -> list[str] | None:
-        rc, out, _err = self.nft.cmd(f"list chain {FAMILY} {TABLE} {chain}")
-        if rc != 0:
-            return None
-        return [str(o["rule"].get("comment", "")) for o in json.loads(out).get("nftables", []) if "rule" in o]
 
     def clear(self) -> int:
         n = self.reconcile({})
@@ -423,7 +704,7 @@ class NftBackend:
 
 
 def _comment_of(rule: str) -> str:
-    return json.loads(rule.rsplit(" comment ", 1)[1])
+    return str(json.loads(rule.rsplit(" comment ", 1)[1]))
 
 
 def render_table(services: dict[ServiceKey, Service]) -> dict[str, Any]:

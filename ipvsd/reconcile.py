@@ -74,6 +74,9 @@ class Engine:
         self.ipvs_synced = False
         self.lc_counts: Any = None  # conntrack counts of the last re-weighting (ipvsd.leastconn)
         self.synced = False  # one full pass done: later health events may plan and reconcile in part
+        self._by_vs: dict[str, list[ServiceKey]] = {}  # virtual server -> its kernel services
+        self._nft_want: dict[ServiceKey, Service] = {}  # what the nftables backend was last asked to hold
+        self.sysctl_wanted: dict[str, str] = {}
 
     # -- state file --------------------------------------------------------------------------------
 
@@ -205,44 +208,78 @@ class Engine:
         if self.config is None:
             return Result()
         if vs is not None and not full and self.synced:
-            part = self.planner.plan(self.config, self.health, only=vs)
-            services = {k: s for k, s in self.planned.services.items() if s.vs not in vs}
-            services.update(part.services)
-            planned = Planned(services, part.events, {**self.planned.quorum, **part.quorum})
-        else:
-            planned = self.planner.plan(self.config, self.health)
+            return self._update_part(vs)
+        planned = self.planner.plan(self.config, self.health)
         self.planned = planned
+        self._by_vs = {}
+        for k, s in planned.services.items():
+            self._by_vs.setdefault(s.vs, []).append(k)
         res = Result(events=planned.events)
         nft_svcs = self._nft_services(planned)
+        self._nft_want = nft_svcs
         ipvs_svcs = {k: s for k, s in planned.services.items() if self.assign.get(k) == "ipvs"}
+        self.sysctl_wanted = self.wanted_sysctls(planned.services)
         if self.sysctl is not None:
-            self.sysctl.want(self.wanted_sysctls(planned.services))
+            self.sysctl.want(self.sysctl_wanted)
         if nft_svcs or self.nft is not None or self.state.get("nftables"):
-            nft = self._nft()
-            if self.synced and not full and hasattr(nft, "reconcile_some"):
-                moved = {k for k in set(nft_svcs) | set(nft.programmed) if nft.programmed.get(k) != nft_svcs.get(k)}
-                if moved:
-                    res.changes += nft.reconcile_some(nft_svcs, moved)
-            else:
-                res.changes += nft.reconcile(nft_svcs)
+            res.changes += self._nft().reconcile(nft_svcs)
         if ipvs_svcs or self.ipvs is not None or self.state.get("ipvs"):
             if ipvs_svcs or self._probe_ipvs():
                 flush = bool(self.config.global_defs.lvs_flush) and not self.started_flush
                 self.started_flush = True
                 be = self._ipvs(flush)
-                only: set[ServiceKey] | None = None
-                if self.ipvs_synced and not full:
-                    # After one full pass, only services whose desired state moved are looked at.
-                    only = {k for k in set(ipvs_svcs) | set(be.programmed)
-                            if be.programmed.get(k) != ipvs_svcs.get(k)}
-                if only is None or only:
-                    res.changes += be.reconcile(ipvs_svcs, only)
+                res.changes += be.reconcile(ipvs_svcs, None)
                 self.ipvs_synced = True
         if self.sysctl is not None and nft_svcs:
             # conntrack sysctls exist only once nftables' NAT rules loaded conntrack: a second look
-            self.sysctl.want(self.wanted_sysctls(planned.services))
+            self.sysctl.want(self.sysctl_wanted)
         self._save_state()
         self.synced = True
+        return res
+
+    def _update_part(self, vs: set[str]) -> Result:
+        """A health event: plan the virtual servers in ``vs`` alone and hand each backend only the services
+        that moved. Nothing here walks all services: at 1,000 of them that alone would cost milliseconds."""
+        assert self.config is not None
+        part = self.planner.plan(self.config, self.health, only=vs)
+        planned = self.planned
+        old_keys = {k for name in vs for k in self._by_vs.get(name, [])}
+        for k in old_keys - set(part.services):
+            planned.services.pop(k, None)
+        planned.services.update(part.services)
+        planned.events = part.events
+        planned.quorum.update(part.quorum)
+        for name in vs:
+            self._by_vs[name] = [k for k in part.services if part.services[k].vs == name]
+        res = Result(events=part.events)
+        keys = old_keys | set(part.services)
+        nft_part = self._nft_services(Planned({k: s for k, s in part.services.items()}))
+        if self.sysctl is not None and part.services:
+            # what a health event can add (a sorry server's method); a full pass drops what is no longer needed
+            extra = self.wanted_sysctls(part.services)
+            if set(extra) - set(self.sysctl_wanted):
+                self.sysctl_wanted = {**self.sysctl_wanted, **extra}
+                self.sysctl.want(self.sysctl_wanted)
+        if self.nft is not None and (nft_part or any(k in self.nft.programmed for k in keys)):
+            want = self._nft_want
+            for k in keys:
+                if k in nft_part:
+                    want[k] = nft_part[k]
+                else:
+                    want.pop(k, None)
+            moved = {k for k in keys if self.nft.programmed.get(k) != want.get(k)}
+            if moved:
+                res.changes += self.nft.reconcile_some(want, moved) if hasattr(self.nft, "reconcile_some") \
+                    else self.nft.reconcile(want)
+        ipvs_part = {k: s for k, s in part.services.items() if self.assign.get(k) == "ipvs"}
+        if self.ipvs is not None:
+            be = self.ipvs
+            only = {k for k in keys if be.programmed.get(k) != ipvs_part.get(k)
+                    and (k in ipvs_part or k in be.programmed)}
+            if only:
+                ipvs_svcs = {k: s for k, s in planned.services.items() if self.assign.get(k) == "ipvs"}
+                res.changes += be.reconcile(ipvs_svcs, only)
+        self._save_state()
         return res
 
     def _nft_services(self, planned: Planned) -> dict[ServiceKey, Service]:
@@ -272,7 +309,15 @@ class Engine:
         self.lc_counts = counts if counts is not None else leastconn.count_established()
         want = self._nft_services(self.planned)
         moved = {k for k in set(want) | set(self.nft.programmed) if self.nft.programmed.get(k) != want.get(k)}
-        return int(self.nft.reconcile_some(want, moved)) if moved else 0
+        if not moved:
+            return 0
+        phase = None
+        if hasattr(self.nft, "dispatch_counts"):
+            # the slots' numgen counter keeps running across element updates: start this period's plan
+            # where it stands, so its first picks are the least-loaded servers
+            counts_now = self.nft.dispatch_counts()
+            phase = {k: counts_now[k] for k in moved if k in counts_now}
+        return int(self.nft.reconcile_some(want, moved, phase)) if phase else int(self.nft.reconcile_some(want, moved))
 
     def wanted_sysctls(self, services: dict[ServiceKey, Service]) -> dict[str, str]:
         want: dict[str, str] = {}

@@ -168,7 +168,7 @@ eng = Engine(tempfile.mkdtemp(), sysctls=False)
 t0 = time.perf_counter(); r = eng.configure(a)
 out["engine_from_empty_s"] = round(time.perf_counter() - t0, 3); out["engine_from_empty_cmds"] = r.changes
 out["batches_from_empty"] = eng.nft.batches
-table = subprocess.run(["nft", "list", "table", "ip", "pykeepalived"], capture_output=True, text=True, check=True).stdout
+table = subprocess.run(["nft", "list", "table", "inet", "pykeepalived"], capture_output=True, text=True, check=True).stdout
 out["rules"] = table.count("\n")
 t0 = time.perf_counter(); r = eng.configure(b)
 out["engine_reload_s"] = round(time.perf_counter() - t0, 3); out["engine_reload_cmds"] = r.changes
@@ -178,7 +178,7 @@ eng.stop(True)
 t0 = time.perf_counter()
 subprocess.run(["nft", "-f", "-"], input=table, text=True, check=True)
 out["nft_f_from_empty_s"] = round(time.perf_counter() - t0, 3)
-subprocess.run(["nft", "delete", "table", "ip", "pykeepalived"], check=True)
+subprocess.run(["nft", "delete", "table", "inet", "pykeepalived"], check=True)
 out["ratio_from_empty"] = round(out["engine_from_empty_s"] / out["nft_f_from_empty_s"], 2)
 print(json.dumps(out))
 '''

@@ -97,7 +97,7 @@ def test_persistence_holds(lab: LbLab, drv) -> None:  # type: ignore[no-untyped-
                              method="FNAT"))
     got = lab.requests(80, 8)
     assert len(set(names(got))) == 1 and peers(got) <= set(POOL)
-    assert "timeout 30s" in lab.nft("list", "table", "ip", "pykeepalived")
+    assert "timeout 30s" in lab.nft("list", "table", "inet", "pykeepalived")
 
 
 def test_syn_proxy_answers_the_syn_and_serves(lab: LbLab, drv) -> None:  # type: ignore[no-untyped-def]
@@ -141,7 +141,7 @@ def test_restart_without_change_touches_nothing_and_crash_leftovers_are_cleaned(
     conf = POOLCONF + vs(80, "    lb_algo rr") + vs(81, "    lb_algo wrr\n    laddr_group_name pool", method="FNAT")
     drv.config(conf)
     lab.requests(80, 3)
-    before = lab.nft("-a", "list", "table", "ip", "pykeepalived")
+    before = lab.nft("-a", "list", "table", "inet", "pykeepalived")
     assert packets(before) >= 3
     # someone else's table, which must survive everything we do
     lab.lb.run(["nft", "add table ip foreign; add chain ip foreign c; add rule ip foreign c counter"])
@@ -150,7 +150,7 @@ def test_restart_without_change_touches_nothing_and_crash_leftovers_are_cleaned(
     again = lab.driver()
     r = again.config(conf)
     assert r["changes"] == 0
-    after = lab.nft("-a", "list", "table", "ip", "pykeepalived")
+    after = lab.nft("-a", "list", "table", "inet", "pykeepalived")
     assert no_counts(after) == no_counts(before)  # same rules, same handles
     assert packets(after) >= packets(before) >= 3  # counters kept (late FIN/ACKs may add a few)
     assert again.call("info")["batches"] == 0
@@ -159,7 +159,7 @@ def test_restart_without_change_touches_nothing_and_crash_leftovers_are_cleaned(
     again.proc.wait(timeout=10)
     third = lab.driver()
     third.config(vs(80, "    lb_algo rr"))
-    table = lab.nft("list", "table", "ip", "pykeepalived")
+    table = lab.nft("list", "table", "inet", "pykeepalived")
     assert "dport 81" not in table and "snat" not in table and packets(table) >= 3
     assert "foreign" in lab.nft("list", "tables")
     third.call("stop")
@@ -180,7 +180,7 @@ def test_health_event_to_kernel_is_fast(lab: LbLab, drv) -> None:  # type: ignor
 def test_kill_9_during_traffic_loses_no_request(lab: LbLab, drv) -> None:  # type: ignore[no-untyped-def]
     conf = POOLCONF + vs(80, "    lb_algo rr\n    laddr_group_name pool", method="FNAT")
     drv.config(conf)
-    before = lab.nft("-a", "list", "table", "ip", "pykeepalived")
+    before = lab.nft("-a", "list", "table", "inet", "pykeepalived")
     client = lab.client.popen([PY, str(HERE / "client.py"), VIP, "80", "100000", "--duration", "2.0"],
                               stdout=subprocess.PIPE, text=True)
     os.kill(drv.proc.pid, signal.SIGKILL)
@@ -190,7 +190,7 @@ def test_kill_9_during_traffic_loses_no_request(lab: LbLab, drv) -> None:  # typ
     out, _ = client.communicate(timeout=30)
     answers = json.loads(out)
     assert len(answers) > 20 and not [a for a in answers if a.startswith("ERR")]
-    after = lab.nft("-a", "list", "table", "ip", "pykeepalived")
+    after = lab.nft("-a", "list", "table", "inet", "pykeepalived")
     assert no_counts(before) == no_counts(after)
 
 

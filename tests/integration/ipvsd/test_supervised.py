@@ -29,7 +29,7 @@ CONF = ("local_address_group pool {\n" + "".join(f"    {a}\n" for a in POOL) + "
 
 def table(lab: LbLab) -> Any:
     """Our table as JSON, counters zeroed (traffic moves them; everything else must stay)."""
-    r = lab.lb.run(["nft", "-j", "list", "table", "ip", "pykeepalived"], check=False)
+    r = lab.lb.run(["nft", "-j", "list", "table", "inet", "pykeepalived"], check=False)
     if r.returncode != 0:
         return None
     text = json.dumps(json.loads(r.stdout)["nftables"][1:])  # [0] is the metainfo
@@ -53,7 +53,7 @@ def sup(lab: LbLab, tmp_path: Path):  # type: ignore[no-untyped-def]
     yield make
     for d in made:
         d.close()
-    lab.lb.run(["nft", "delete", "table", "ip", "pykeepalived"], check=False)
+    lab.lb.run(["nft", "delete", "table", "inet", "pykeepalived"], check=False)
 
 
 def test_kill_9_of_the_role_during_traffic_under_the_supervisor(lab: LbLab, sup) -> None:  # type: ignore[no-untyped-def]
