@@ -229,3 +229,25 @@ sys.stdin.readline()
 for s in socks:
     s.close()
 '''
+
+
+def test_est_timeout_is_refused_with_file_and_line(lab: LbLab, drv) -> None:  # type: ignore[no-untyped-def]
+    r = drv.call("config", text=vs(80, "    lb_algo rr\n    est_timeout 77"))
+    assert not r["ok"] and r["errors"] == ["k.conf:1: nftables backend (needed for est_timeout): est_timeout is not "
+                                           "implemented on the nftables backend yet (its ct timeout was not applied)"]
+    assert "pykeepalived" not in lab.nft("list", "tables")  # refused before touching anything
+
+
+def test_fnat_on_a_fwmark_service_sources_from_the_pool(lab: LbLab, drv) -> None:  # type: ignore[no-untyped-def]
+    # the operator's own table marks the traffic (pykeepalived never touches it)
+    lab.lb.run(["nft", "add table ip opmark; add chain ip opmark pre { type filter hook prerouting priority -150; }; "
+                f"add rule ip opmark pre ip daddr {VIP} tcp dport 82 meta mark set 5"])
+    try:
+        rs = "".join(f"    real_server {a} 8080 {{\n    }}\n" for a in RS)
+        drv.config(POOLCONF + f"virtual_server fwmark 5 {{\n    lb_kind FNAT\n    lb_algo rr\n"
+                              f"    laddr_group_name pool\n{rs}}}\n")
+        got = lab.requests(82, 6)
+        assert Counter(names(got)) == {"rs1": 2, "rs2": 2, "rs3": 2}
+        assert peers(got) <= set(POOL)  # FNAT, not NAT: the real servers never see the client
+    finally:
+        lab.lb.run(["nft", "delete table ip opmark"])
