@@ -124,6 +124,11 @@ def connect_now(s: _socket.socket, address: tuple[str, int]) -> int | None:
         return e.errno or errno.EINVAL
     if err != errno.EINPROGRESS:
         return err
+    return connect_state(s)
+
+
+def connect_state(s: _socket.socket) -> int | None:
+    """Where a non-blocking connect stands: 0 connected, an errno if it failed, None if still pending."""
     err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if err:
         return err

@@ -40,6 +40,7 @@ from checkerd.checks.base import (
     connect_error_text,
     connect_now,
     connect_socket,
+    connect_state,
     make_raw_socket,
 )
 from checkerd.reactor import IN, OUT, Reactor, reactor
@@ -479,6 +480,17 @@ class HttpAttempt:
         if self.over or token != self.token:
             return
         now = self.r.time()
+        if now >= min(self.io_deadline, self.deadline) and self.sock is not None:
+            # A loop that ran late may run this timer before the socket events that beat the
+            # deadline: look at the socket first, and only then call it a timeout.
+            if self.phase == "connect":
+                if connect_state(self.sock) is not None:
+                    self._connected(0)
+            elif self.phase in ("first", "read"):
+                self._readable(0)
+            if self.over or token != self.token:
+                return
+            now = self.r.time()
         url = self.check.cfg.urls[self.i]
         if now >= self.deadline and self.phase != "connect":
             return self._end(self.check.failed("Timeout HTTP read (response not complete in time)", url))
@@ -519,6 +531,7 @@ class HttpAttempt:
     def _readable(self, events: int) -> None:
         sock, state = self.sock, self.state
         assert sock is not None and state is not None
+        got = False
         for _ in range(READS_PER_WAKEUP):
             try:
                 chunk = sock.recv(state.read_size())
@@ -528,11 +541,12 @@ class HttpAttempt:
                 return self._end(self.check.failed("Read error with", self.check.cfg.urls[self.i]))
             if not chunk:
                 return self._complete()
-            self.phase = "read"
+            self.phase, got = "read", True
             state.feed(chunk)
             if state.full:
                 return self._complete()
-        self.io_deadline = self.r.time() + self.check.cfg.connect_timeout
+        if got:  # the read timeout counts from the last progress
+            self.io_deadline = self.r.time() + self.check.cfg.connect_timeout
 
     def _complete(self) -> None:
         assert self.state is not None

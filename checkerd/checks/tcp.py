@@ -18,6 +18,7 @@ from checkerd.checks.base import (
     connect_error_text,
     connect_now,
     connect_socket,
+    connect_state,
     make_raw_socket,
 )
 from checkerd.reactor import OUT, Reactor, reactor
@@ -84,8 +85,14 @@ class TcpAttempt:
         self._end(Result.up() if err == 0 else self.check.failed(connect_error_text(err)))
 
     def _timeout(self, _: object) -> None:
-        if not self.over:
+        if self.over or self.sock is None:
+            return
+        # A late loop may run this before the event of a connect that made it in time: ask first.
+        err = connect_state(self.sock)
+        if err is None:
             self._end(self.check.failed("Timeout connecting"))
+        else:
+            self._end(Result.up() if err == 0 else self.check.failed(connect_error_text(err)))
 
     def abort(self) -> None:
         self.over = True

@@ -14,6 +14,7 @@ keepalived's own checker needs IPVS (UML): not run here.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import resource
@@ -173,7 +174,8 @@ def main() -> None:
         c0, s0, t0 = sum(proc.cpu_times()[:2]), sum(sproc.cpu_times()[:2]), time.monotonic()
         time.sleep(a.seconds)
         c1, s1, t1 = sum(proc.cpu_times()[:2]), sum(sproc.cpu_times()[:2]), time.monotonic()
-        downs_before = sum(1 for e in events if e["data"] and e["data"].get("health") == "down")
+        early = [e["data"].get("reason", "") for e in list(events) if e["data"] and e["data"].get("health") == "down"]
+        downs_before = len(early)
         os.kill(srv.pid, signal.SIGUSR1)
         time.sleep(6)
         tk, ports = killed.read_text().split()
@@ -188,6 +190,8 @@ def main() -> None:
         print(f"real servers: {a.tcp} TCP_CHECK + {a.http} HTTP_GET, delay_loop 1 s")
         print(f"checker CPU: {100 * (c1 - c0) / (t1 - t0):.1f}% of one core over {t1 - t0:.0f} s; RSS {rss:.0f} MiB; "
               f"spurious downs before the kill: {downs_before}")
+        if early:
+            print("  spurious down reasons:", collections.Counter(r.split(" to ")[0][:60] for r in early).most_common(3))
         print(f"test servers' CPU: {100 * (s1 - s0) / (t1 - t0):.1f}% of one core (one epoll loop)")
         print(f"down events: {len(lat)}/{len(victims)}; latency p50 {pct(0.5):.3f} s, p99 {pct(0.99):.3f} s, "
               f"max {lat[-1] if lat else float('nan'):.3f} s (keepalived's bound: 2 s + 50 ms)")
