@@ -26,6 +26,7 @@ import psutil  # type: ignore[import-untyped]
 
 from supervisor.broker import RequestError
 from supervisor.config.load import LoadResult
+from supervisor.jsonfile import write_json
 
 if TYPE_CHECKING:
     from supervisor.daemon import Supervisor
@@ -48,7 +49,7 @@ async def handle_command(sup: Supervisor, cmd: str, args: dict[str, Any]) -> Any
         return None
     if cmd == "data":
         sup.forward_signal(signal.SIGUSR1, ("vrrp", "checker", "ipvs"))
-        _write_json(os.path.join(sup.run_dir, "supervisor.data"), status(sup))
+        write_json(os.path.join(sup.run_dir, "supervisor.data"), status(sup))
         return "data dump requested"
     if cmd == "stats":
         sup.forward_signal(signal.SIGUSR2, ("vrrp",))
@@ -117,10 +118,3 @@ def status(sup: Supervisor) -> dict[str, Any]:
     }
 
 
-def _write_json(path: str, data: Any) -> None:
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
-    os.replace(tmp, path)

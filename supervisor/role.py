@@ -56,6 +56,7 @@ from supervisor.bus import (
 )
 from supervisor.cache import Mirror
 from supervisor.exitcodes import PERMANENT, ExitCode
+from supervisor.jsonfile import write_json
 
 if TYPE_CHECKING:
     from supervisor.config.model.config import Config
@@ -430,12 +431,7 @@ class Runtime:
     def _write_file(self, name: str, data: dict[str, Any]) -> None:
         path = os.path.join(self.args.run_dir, name)
         try:
-            tmp = f"{path}.tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f, indent=2, sort_keys=True, default=str)
-                f.write("\n")
-            os.replace(tmp, path)
+            write_json(path, data)
             log.info("Wrote %s", path)
         except OSError as e:
             log.error("Cannot write %s: %s", path, e.strerror)

@@ -672,6 +672,13 @@ def _virtual_server(node: Node, config: Config, ctx: Ctx) -> None:
     config.virtual_servers.append(model)
 
 
+# What a real server takes from its virtual server unless its own block sets it.
+_RS_INHERITS = (
+    "alpha", "inhibit_on_failure", "retry", "connect_timeout", "delay_loop", "warmup", "delay_before_retry",
+    "weight", "virtualhost",
+)
+
+
 def _finish_vs(vs: Tracked[VirtualServer], node: Node, ctx: Ctx) -> None:
     """What keepalived settles per virtual server once its block is read."""
     m = vs.model
@@ -721,24 +728,9 @@ def _finish_vs(vs: Tracked[VirtualServer], node: Node, ctx: Ctx) -> None:
         if "lvs_method" not in ex:
             default_method()
             r.lvs_method, r.tun_type, r.tun_port, r.tun_csum = m.lvs_method, m.tun_type, m.tun_port, m.tun_csum
-        if "alpha" not in ex:
-            r.alpha = m.alpha
-        if "inhibit_on_failure" not in ex:
-            r.inhibit_on_failure = m.inhibit_on_failure
-        if "retry" not in ex:
-            r.retry = m.retry
-        if "connect_timeout" not in ex:
-            r.connect_timeout = m.connect_timeout
-        if "delay_loop" not in ex:
-            r.delay_loop = m.delay_loop
-        if "warmup" not in ex:
-            r.warmup = m.warmup
-        if "delay_before_retry" not in ex:
-            r.delay_before_retry = m.delay_before_retry
-        if "weight" not in ex:
-            r.weight = m.weight
-        if "virtualhost" not in ex:
-            r.virtualhost = m.virtualhost
+        for name in _RS_INHERITS:
+            if name not in ex:
+                setattr(r, name, getattr(m, name))
     if sorry is not None and not vs.extra.get("sorry_method_set"):
         default_method()
         sorry.lvs_method, sorry.tun_type, sorry.tun_port, sorry.tun_csum = m.lvs_method, m.tun_type, m.tun_port, m.tun_csum
