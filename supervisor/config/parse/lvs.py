@@ -706,13 +706,16 @@ def _finish_vs(vs: Tracked[VirtualServer], node: Node, ctx: Ctx) -> None:
 
     # Duplicate real servers (as written), keeping the first.
     kept: list[Tracked[RealServer]] = []
+    seen: set[tuple[str, int]] = set()
     for rs in servers:
-        if any(k.model.address == rs.model.address and k.model.port == rs.model.port for k in kept):
+        key = (rs.model.address, rs.model.port)
+        if key in seen:
             ctx.diag.error(
                 where_of(rs.model.source),
                 f"VS {m.describe()}: real server {rs.model.address}:{rs.model.port} is duplicated - removing second rs",
             )
             continue
+        seen.add(key)
         kept.append(rs)
 
     warned_method = False
