@@ -47,11 +47,13 @@ virtual server, with the bound (each real server's share is off by less than 1/N
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,14 +156,19 @@ def slot_count(svc: Service) -> int:
     """N, the service's fixed number of slots: a multiple of the cycle with every configured real server up,
     made also a multiple of each cycle with one of them down while that fits :data:`SLOT_BUDGET`; a
     larger all-up cycle is used as is (then losing a server is apportioned, and said so)."""
+    return _slot_count(svc.scheduler, tuple(w for w in _configured(svc).values() if w > 0) or (1,))
+
+
+@functools.lru_cache(maxsize=4096)
+def _slot_count(scheduler: str, wt: tuple[int, ...]) -> int:
     from ipvsd import leastconn
 
-    weights = [w for w in _configured(svc).values() if w > 0] or [1]
-    if svc.scheduler in leastconn.SCHEDULERS:
+    weights = list(wt)
+    if scheduler in leastconn.SCHEDULERS:
         return max(LC_SLOTS, len(weights))
-    n = _cycle(svc.scheduler, weights)
+    n = _cycle(scheduler, weights)
     for i in range(len(weights)):
-        c = _cycle(svc.scheduler, weights[:i] + weights[i + 1:])
+        c = _cycle(scheduler, weights[:i] + weights[i + 1:])
         if c and math.lcm(n, c) <= SLOT_BUDGET:
             n = math.lcm(n, c)
     return max(n, 1)
@@ -233,6 +240,12 @@ def layout(n: int, scheduler: str, base_weights: list[int], weights: list[int]) 
     return final, exact
 
 
+@functools.lru_cache(maxsize=8192)
+def _layout(n: int, scheduler: str, base: tuple[int, ...], weights: tuple[int, ...]) -> tuple[list[int], bool]:
+    """:func:`layout`, remembered: a health event's live set was usually seen before (down, then up)."""
+    return layout(n, scheduler, list(base), list(weights))
+
+
 def _v6(svc: Service) -> bool:
     return svc.key.family == "inet6"
 
@@ -263,6 +276,7 @@ def _protos(key: ServiceKey) -> list[str]:
     return [key.protocol] if not key.fwmark else ["tcp", "udp"]
 
 
+@functools.lru_cache(maxsize=65536)
 def _addr(a: str) -> str:
     return str(ipaddress.ip_address(a))
 
@@ -291,6 +305,19 @@ class Rendered:
     dynamic: str | None = None  # the persistence map (its elements are the data path's, not ours)
     exact: bool = True  # False: the live servers' cycle does not divide N (announced once)
     slots: int = 0
+    ident: Elem = ()  # the service's part of its keys in the shared slot maps
+
+    _summary: list[Any] | None = None
+
+    def summary(self) -> list[Any]:
+        """What the state file records of the service's elements: a digest of all of them, and how many
+        slots it holds in each shared map (its keys there are ``ident . 0`` … ``ident . count-1``)."""
+        if self._summary is None:
+            # render() builds elements in a deterministic order: their repr is a faithful fingerprint
+            digest = hashlib.sha1(repr(sorted(self.elems.items())).encode())
+            counts = {m: len(e) for m, e in self.elems.items() if m in SHARED_MAPS}
+            self._summary = [digest.hexdigest()[:16], counts, list(self.ident)]
+        return self._summary
 
     def static(self) -> tuple[Any, ...]:
         """Everything but map elements: what a health event must never change."""
@@ -322,7 +349,7 @@ def render(svc: Service, phase: int = 0) -> Rendered:
         base = [conf.get(k, 0) for k in names]
         if not any(base):
             base = [1] * len(names)
-        idx, r.exact = layout(n, svc.scheduler, base, [now.get(k, 0) for k in names])
+        idx, r.exact = _layout(n, svc.scheduler, tuple(base), tuple(now.get(k, 0) for k in names))
         pos = {(d.address, d.port): i for i, d in enumerate(live)}
         slots = [pos[names[i]] for i in idx]
     if phase % n and slots:
@@ -366,7 +393,9 @@ def render(svc: Service, phase: int = 0) -> Rendered:
             else:
                 smap, keyexpr = f"s{fam}_{proto}", f"{ip} daddr . {proto} dport"
                 ident = (_addr(svc.key.address), svc.key.port)
-            r.elems[smap] = {(*ident, s): (_addr(live[i].address), live[i].port) for s, i in enumerate(slots)}
+            r.ident = ident
+            targets = [(_addr(d.address), d.port) for d in live]
+            r.elems[smap] = {(*ident, s): targets[i] for s, i in enumerate(slots)}
             rules.append(f"meta l4proto {proto} dnat {ip} to {keyexpr} . {_sched_expr(svc, n)} map @{smap}")
     rules.append("drop")  # no live server: refuse, never fall through to a local service on the VIP
     r.own[chain] = rules
@@ -441,7 +470,7 @@ class Actual:
     exists: bool = False
     chains: set[str] = field(default_factory=set)
     maps: set[str] = field(default_factory=set)
-    rules: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # chain -> [(handle, comment)]
+    rules: dict[str, list[tuple[int | None, str]]] = field(default_factory=dict)  # chain -> [(handle, comment)]
     counters: dict[str, int] = field(default_factory=dict)  # comment of a pre rule -> packets
     elems: dict[str, dict[Elem, Elem]] = field(default_factory=dict)  # static maps' contents
     timeouts: set[str] = field(default_factory=set)
@@ -472,21 +501,69 @@ def elem_cmds(name: str, have: dict[Elem, Elem], want: dict[Elem, Elem]) -> list
     return cmds
 
 
+GEN_MAP = "gen"  # one element, 0 -> the generation of the table's content: bumped in every batch we commit
+GEN_SPEC = "typeof meta mark : meta mark;"
+STATE_FILE = "ipvs.nft.json"
+JOURNAL = "ipvs.nft.journal"
+JOURNAL_MAX = 5000  # health events between two rewrites of the state file
+
+
+@dataclass
+class Known:
+    """What this backend programmed, as the state file in the run dir records it. It describes the kernel
+    exactly when the table's generation (map ``gen``) is the one recorded: every batch bumps the generation
+    in the same transaction, and the record is written right after the commit, so a crash in between shows
+    as a generation mismatch (then the table is read in full, once)."""
+
+    gen: int = 0
+    chains: set[str] = field(default_factory=set)
+    maps: set[str] = field(default_factory=set)
+    timeouts: set[str] = field(default_factory=set)
+    rules: dict[str, list[tuple[int | None, str]]] = field(default_factory=dict)  # None: handle not learnt yet
+    svcs: dict[str, list[Any]] = field(default_factory=dict)  # sid -> Rendered.summary()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"gen": self.gen, "chains": sorted(self.chains), "maps": sorted(self.maps),
+                "timeouts": sorted(self.timeouts), "rules": {c: [list(x) for x in r] for c, r in self.rules.items()},
+                "svcs": self.svcs}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Known:
+        return cls(int(d["gen"]), set(d["chains"]), set(d["maps"]), set(d["timeouts"]),
+                   {str(c): [(None if h is None else int(h), str(m)) for h, m in r] for c, r in d["rules"].items()},
+                   {str(k): list(v) for k, v in d["svcs"].items()})
+
+
 class NftBackend:
-    """Reconciles the ``inet pykeepalived`` table to a set of services (one atomic batch per change)."""
+    """Reconciles the ``inet pykeepalived`` table to a set of services (one atomic batch per change).
+
+    A full pass diffs against :class:`Known` (what we programmed, verified by the table's generation and
+    its list of chains and maps: a few milliseconds) instead of reading back every map element (seconds at
+    90,000 slots); the whole table is read only when there is no record, the record is behind the kernel
+    (a crash between commit and write), a rule must be deleted whose handle was never learnt, or a batch
+    failed. Services are rendered once per (service, numgen phase) and the renders kept, so a reload or a
+    health event renders only what changed."""
 
     name = "nftables"
 
-    def __init__(self) -> None:
+    def __init__(self, state_dir: str | None = None) -> None:
         import nftables  # the binding loads libnftables.so.1 at import: only when this backend is used
 
         self.nft = nftables.Nftables()
         self.nft.set_json_output(True)
         self.nft.set_handle_output(True)
+        self.state_dir = state_dir
         self.batches = 0  # committed transactions (tests: a restart without change commits none)
+        self.full_reads = 0  # whole-table reads (tests: a restart against a matching table needs none)
         self.programmed: dict[ServiceKey, Service] = {}
         self.said_inexact: set[str] = set()
         self.phase: dict[ServiceKey, int] = {}  # lc/wlc/sed/nq: numgen position the slots were rotated to
+        self.known: Known | None = None
+        self._loaded = False
+        self._stale = False  # a batch failed: do not trust the record until the table was read again
+        self._renders: dict[tuple[Service, int], Rendered] = {}
+        self._prog_render: dict[ServiceKey, Rendered] = {}  # the render each programmed service went in with
+        self._journal_lines = 0
 
     # -- kernel access -----------------------------------------------------------------------------
 
@@ -497,6 +574,7 @@ class NftBackend:
         return str(out)
 
     def read(self) -> Actual:
+        self.full_reads = getattr(self, "full_reads", 0) + 1
         act = Actual()
         self.nft.set_json_output(True)
         act.legacy = self.nft.cmd(f"list table {LEGACY[0]} {LEGACY[1]}")[0] == 0
@@ -526,9 +604,110 @@ class NftBackend:
                             act.counters[comment] = int(e["counter"].get("packets", 0))
         return act
 
+    def _read_gen(self) -> int | None:
+        """The table's generation (None: no table or no generation)."""
+        self.nft.set_json_output(True)
+        rc, out, _err = self.nft.cmd(f"list map {FAMILY} {TABLE} {GEN_MAP}")
+        if rc != 0:
+            return None
+        for obj in json.loads(out).get("nftables", []):
+            for k, v in obj.get("map", {}).get("elem", []):
+                if k == 0 and isinstance(v, int):
+                    return v
+        return None
+
+    def _list_names(self, what: str) -> set[str] | None:
+        """Names of our chains or maps (``list chains|maps inet``: no rule, no element is fetched)."""
+        self.nft.set_terse_output(True)
+        try:
+            rc, out, _err = self.nft.cmd(f"list {what}s {FAMILY}")
+        finally:
+            self.nft.set_terse_output(False)
+        if rc != 0:
+            return None
+        return {o[what]["name"] for o in json.loads(out).get("nftables", [])
+                if what in o and o[what].get("table") == TABLE}
+
+    # -- the record of what we programmed ----------------------------------------------------------
+
+    def _path(self, name: str) -> str | None:
+        d: str | None = getattr(self, "state_dir", None)
+        return os.path.join(d, name) if d else None
+
+    def _load_known(self) -> Known | None:
+        """The state file, with the health events journalled since it was written."""
+        p, j = self._path(STATE_FILE), self._path(JOURNAL)
+        if p is None or j is None:
+            return None
+        known: Known
+        try:
+            with open(p, encoding="utf-8") as f:
+                known = Known.from_json(json.load(f))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        try:
+            with open(j, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        break  # a torn last line: the batch it describes shows as a generation mismatch
+                    if int(rec["g"]) == known.gen + 1:
+                        known.svcs.update(rec["s"])
+                        known.gen += 1
+        except (OSError, KeyError, TypeError, ValueError):
+            pass
+        return known
+
+    def _save_known(self) -> None:
+        p, j = self._path(STATE_FILE), self._path(JOURNAL)
+        if p is None or j is None:
+            return
+        if self.known is None:
+            for q in (p, j):
+                try:
+                    os.unlink(q)
+                except FileNotFoundError:
+                    pass
+            return
+        tmp = p + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.known.to_json(), f, separators=(",", ":"))
+        os.replace(tmp, p)
+        with open(j, "w", encoding="utf-8"):
+            pass  # the state file now holds what the journal said
+        self._journal_lines = 0
+
+    def _journal(self, svcs: dict[str, list[Any]]) -> None:
+        """A health event's record: one appended line (the state file is rewritten every JOURNAL_MAX)."""
+        j = self._path(JOURNAL)
+        if j is None or self.known is None:
+            return
+        self._journal_lines += 1
+        if self._journal_lines >= JOURNAL_MAX:
+            self._save_known()
+            return
+        with open(j, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"g": self.known.gen, "s": svcs}, separators=(",", ":")) + "\n")
+
+    def _verified(self) -> Known | None:
+        """The record, when the kernel still matches it (generation, chains, maps); else None."""
+        if not getattr(self, "_loaded", True):
+            self._loaded = True
+            self.known = self._load_known()
+        known = getattr(self, "known", None)
+        if known is None or getattr(self, "_stale", False):
+            return None
+        if self._read_gen() != known.gen:
+            return None
+        if self._list_names("chain") != known.chains or self._list_names("map") != known.maps:
+            return None
+        return known
+
     # -- reconcile ---------------------------------------------------------------------------------
 
     def wanted(self, services: dict[ServiceKey, Service]) -> Wanted:
+        """Everything but elements (those are diffed per service, or in :meth:`plan` from a full read)."""
         w = Wanted()
         for key in sorted(services):
             sid = svc_id(key)
@@ -539,15 +718,20 @@ class NftBackend:
                 for i, text in enumerate(rules):
                     w.base[chain][_tag(sid, text, i)] = text
             w.maps.update(r.maps)
-            for name, els in r.elems.items():
-                w.elems.setdefault(name, {}).update(els)
             w.timeouts.update(r.timeouts)
             if r.dynamic is not None:
                 w.dynamic[r.dynamic] = f"svc_{sid}"
         return w
 
-    def _render(self, svc: Service) -> Rendered:
-        r = render(svc, self.phase.get(svc.key, 0))
+    def _render(self, svc: Service, phase: int | None = None) -> Rendered:
+        ph = self.phase.get(svc.key, 0) if phase is None else phase
+        cache = self.__dict__.setdefault("_renders", {})
+        r: Rendered | None = cache.get((svc, ph))
+        if r is None:
+            r = render(svc, ph)
+            if len(cache) > 16384:  # a bound, not a policy: renders are cheap to redo
+                cache.clear()
+            cache[(svc, ph)] = r
         if not r.exact and svc.vs not in self.said_inexact:
             self.said_inexact.add(svc.vs)
             log.warning("%s: lb_algo %s on nftables: the %d live real servers' cycle does not fit the service's "
@@ -555,8 +739,11 @@ class NftBackend:
                         svc.source, svc.scheduler, len(svc.live_dests()), r.slots, r.slots)
         return r
 
-    def plan(self, services: dict[ServiceKey, Service], act: Actual) -> list[str]:
-        """The nft commands that turn ``act`` into ``services`` (empty when the table already matches)."""
+    def plan(self, services: dict[ServiceKey, Service], act: Actual, known: Known | None = None) -> list[str]:
+        """The nft commands that turn the table into ``services`` (empty when it already matches): ``act``
+        is what a full read found, or (with ``known``) what the record says, elements then being diffed
+        service by service from their summaries. Raises KeyError when a rule must go whose handle the
+        record does not know."""
         t = f"{FAMILY} {TABLE}"
         legacy = [f"delete table {LEGACY[0]} {LEGACY[1]}"] if act.legacy else []
         if not services:
@@ -568,13 +755,15 @@ class NftBackend:
         for chain, spec in BASE_CHAINS.items():
             if chain not in act.chains:
                 cmds.append(f"add chain {t} {chain} {{ {spec} }}")
-        for name, spec in SHARED_MAPS.items():
+        for name, spec in {**SHARED_MAPS, GEN_MAP: GEN_SPEC}.items():
             if name not in act.maps:
                 cmds.append(f"add map {t} {name} {{ {spec} }}")
         # Base-chain rules: a set keyed by comment; order between services does not matter.
         for chain in BASE_CHAINS:
             for handle, comment in act.rules.get(chain, []):
                 if comment not in w.base[chain]:
+                    if handle is None:
+                        raise KeyError(comment)
                     cmds.append(f"delete rule {t} {chain} handle {handle}")
         changed: set[str] = set()
         for chain in sorted(act.chains - set(BASE_CHAINS)):
@@ -585,18 +774,20 @@ class NftBackend:
                 changed.add(chain)
         for chain in sorted(act.chains - set(BASE_CHAINS) - set(w.own)):
             cmds.append(f"delete chain {t} {chain}")
-        for name in sorted(act.maps - set(w.maps) - set(SHARED_MAPS)):
+        for name in sorted(act.maps - set(w.maps) - set(SHARED_MAPS) - {GEN_MAP}):
             cmds.append(f"delete map {t} {name}")
         for name in sorted(act.timeouts - set(w.timeouts)):
             cmds.append(f"delete ct timeout {t} {name}")
         for name, spec in sorted(w.timeouts.items()):
             if name not in act.timeouts:
                 cmds.append(f"add ct timeout {t} {name} {{ {spec} }}")
+        flushed: set[str] = set()
         for name, spec in sorted(w.maps.items()):
             if name not in act.maps:
                 cmds.append(f"add map {t} {name} {{ {spec} }}")
             elif name in w.dynamic and w.dynamic[name] in changed:
                 cmds.append(f"flush map {t} {name}")  # the service was redefined: its templates are void
+                flushed.add(name)
         for chain in sorted(w.own):
             if chain not in act.chains:
                 cmds.append(f"add chain {t} {chain}")
@@ -610,25 +801,124 @@ class NftBackend:
                     cmds.append(f"add rule {t} {chain} {text} comment {_q(comment)}")
         # Elements last: the kernel checks every element of a map each time a rule binds to it, so rules
         # added after 90,000 slots would cost minutes; added before, each binding finds the map empty.
-        for name in sorted(set(w.elems) | (set(act.elems) & (set(w.maps) | set(SHARED_MAPS)))):
+        if known is not None:
+            cmds.extend(self._elem_plan(services, known, act.maps, flushed))
+            return cmds
+        welems: dict[str, dict[Elem, Elem]] = {m: {} for m in SHARED_MAPS}
+        for key in services:
+            for name, els in self._render(services[key]).elems.items():
+                welems.setdefault(name, {}).update(els)
+        for name in sorted(set(welems) | (set(act.elems) & (set(w.maps) | set(SHARED_MAPS)))):
             if name in w.dynamic:
                 continue
-            cmds.extend(elem_cmds(name, act.elems.get(name, {}) if name in act.maps else {},
-                                  w.elems.get(name, {})))
+            cmds.extend(elem_cmds(name, act.elems.get(name, {}) if name in act.maps else {}, welems.get(name, {})))
         return cmds
 
+    def _elem_plan(self, services: dict[ServiceKey, Service], known: Known, have_maps: set[str],
+                   flushed: set[str]) -> list[str]:
+        """Element updates, service by service: nothing for a service whose summary is the recorded one; the
+        difference from its programmed render when this process has it; otherwise (after a restart) its
+        recorded slots deleted and the new ones added, in the same batch."""
+        t = f"{FAMILY} {TABLE}"
+        prog = self.__dict__.setdefault("_prog_render", {})
+        by_sid = {svc_id(k): k for k in services}
+        cmds: list[str] = []
+        for sid in sorted(set(known.svcs) - set(by_sid)):  # services that go: their slots in the shared maps
+            _digest, counts, ident = known.svcs[sid]
+            for name, n in sorted(counts.items()):
+                if n and name in have_maps:
+                    cmds.extend(elem_cmds(name, {(*ident, s): () for s in range(n)}, {}))
+        for sid, key in sorted(by_sid.items()):
+            r = self._render(services[key])
+            rec = known.svcs.get(sid)
+            if rec is not None and rec[0] == r.summary()[0]:
+                continue
+            old = prog.get(key)
+            if rec is not None and old is not None and old.summary()[0] == rec[0]:
+                for name in sorted(set(old.elems) | set(r.elems)):
+                    if name in SHARED_MAPS or (name in r.elems and name in have_maps):
+                        cmds.extend(elem_cmds(name, old.elems.get(name, {}), r.elems.get(name, {})))
+                    elif name in r.elems:  # its map is created in this batch
+                        cmds.extend(elem_cmds(name, {}, r.elems[name]))
+                    # else: the map goes in this batch, its elements with it
+                continue
+            if rec is not None:
+                _digest, counts, ident = rec
+                for name, n in sorted(counts.items()):
+                    if n:
+                        cmds.extend(elem_cmds(name, {(*ident, s): () for s in range(n)}, {}))
+            for name, els in sorted(r.elems.items()):
+                if name not in SHARED_MAPS and name in have_maps:
+                    cmds.append(f"flush map {t} {name}")
+                cmds.extend(elem_cmds(name, {}, els))
+            if r.dynamic is not None and r.dynamic in have_maps and r.dynamic not in flushed:
+                cmds.append(f"flush map {t} {r.dynamic}")  # which servers its templates name is unknown
+        return cmds
+
+    def _after(self, services: dict[ServiceKey, Service], act: Actual, gen: int) -> None:
+        """The record once a full pass committed: what ``services`` render to, with the handles known."""
+        prog = self.__dict__.setdefault("_prog_render", {})
+        prog.clear()
+        if not services:
+            self.known = None
+            return
+        w = self.wanted(services)
+        handles = {(c, m): h for c, rules in act.rules.items() for h, m in rules}
+        k = Known(gen=gen, chains=set(BASE_CHAINS) | set(w.own), maps=set(SHARED_MAPS) | {GEN_MAP} | set(w.maps),
+                  timeouts=set(w.timeouts))
+        for chain, by_comment in w.base.items():
+            k.rules[chain] = [(handles.get((chain, c)), c) for c in sorted(by_comment)]
+        for chain, rules in w.own.items():
+            k.rules[chain] = [(None, _comment_of(x)) for x in rules]
+        for key, svc in services.items():
+            r = self._render(svc)
+            prog[key] = r
+            k.svcs[svc_id(key)] = r.summary()
+        self.known = k
+
+    def _gen_cmds(self, gen: int) -> list[str]:
+        t = f"{FAMILY} {TABLE}"
+        return [f"flush map {t} {GEN_MAP}", f"add element {t} {GEN_MAP} {{ 0 : {gen} }}"]
+
     def reconcile(self, services: dict[ServiceKey, Service]) -> int:
-        cmds = self.plan(services, self.read())
+        self.__dict__.setdefault("_loaded", True)
+        known = self._verified()
+        cmds: list[str] | None = None
+        act: Actual
+        if known is not None:
+            act = Actual(exists=True, chains=set(known.chains), maps=set(known.maps), timeouts=set(known.timeouts),
+                         rules={c: list(r) for c, r in known.rules.items()}, legacy=False)
+            try:
+                cmds = self.plan(services, act, known)
+            except KeyError:  # a rule must go whose handle we never learnt: read the table for it
+                cmds = None
+        if cmds is None or known is None:
+            act = self.read()
+            gen_now = self._read_gen() if act.exists else None
+            known = Known(gen=gen_now or 0)
+            cmds = self.plan(services, act)
+        gen = (known.gen + 1) & 0x7FFFFFFF
         if cmds:
-            self._cmd("\n".join(cmds) + "\n")
+            if services:
+                cmds.extend(self._gen_cmds(gen))
+            try:
+                self._cmd("\n".join(cmds) + "\n")
+            except NftError:
+                self._stale = True
+                raise
             self.batches += 1
             log.debug("nftables: committed %d commands in one batch", len(cmds))
+        else:
+            gen = known.gen
+        self._stale = False
+        self._after(services, act, gen)
+        self._save_known()
         self.programmed = dict(services)
         return len(cmds)
 
     def health_cmds(self, old: Service, new: Service, old_phase: int = 0) -> list[str] | None:
         """The element updates that move ``old`` to ``new`` (None when more than elements would change)."""
-        ro, rn = render(old, old_phase), self._render(new)
+        ro, rn = self._render(old, old_phase), self._render(new)
         if ro.static() != rn.static():
             return None
         cmds: list[str] = []
@@ -665,6 +955,10 @@ class NftBackend:
         old_phase = dict(self.phase)
         if phase:
             self.phase.update(phase)
+        known = self.known
+        if known is None:
+            return self.reconcile(services)
+        renders: dict[ServiceKey, Rendered] = {}
         for key in sorted(keys):
             old, new = self.programmed.get(key), services.get(key)
             if old is None or new is None:
@@ -672,14 +966,22 @@ class NftBackend:
             part = self.health_cmds(old, new, old_phase.get(key, 0))
             if part is None:
                 return self.reconcile(services)
+            renders[key] = self._render(new)
             cmds.extend(part)
         if cmds:
+            gen = (known.gen + 1) & 0x7FFFFFFF
             try:
-                self._cmd("\n".join(cmds) + "\n")
+                self._cmd("\n".join(cmds + self._gen_cmds(gen)) + "\n")
             except NftError as e:  # the table was changed behind our back: read it and start over
                 log.warning("nftables: %s; reconciling the whole table", e)
+                self._stale = True
                 return self.reconcile(services)
             self.batches += 1
+            known.gen = gen
+            summaries = {svc_id(k): r.summary() for k, r in renders.items()}
+            known.svcs.update(summaries)
+            self._prog_render.update(renders)
+            self._journal(summaries)
         for key in keys:
             if key in services:
                 self.programmed[key] = services[key]
@@ -694,13 +996,8 @@ class NftBackend:
 
     def stats(self) -> dict[str, dict[str, int]]:
         """New connections per service (the dispatch rule's packet counter: the nat hook sees first packets)."""
-        act = self.read()
-        out: dict[str, dict[str, int]] = {}
-        for key in self.programmed:
-            sid = svc_id(key)
-            n = sum(v for c, v in act.counters.items() if c.startswith(f"pka:{sid}:"))
-            out[str(key)] = {"conns": n}
-        return out
+        counts = self.dispatch_counts()
+        return {str(key): {"conns": counts.get(key, 0)} for key in self.programmed}
 
 
 def _comment_of(rule: str) -> str:

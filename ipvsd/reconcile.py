@@ -141,7 +141,7 @@ class Engine:
             else:
                 from ipvsd.nft import NftBackend
 
-                self.nft = NftBackend()
+                self.nft = NftBackend(self.run_dir)
         return self.nft
 
     def _ipvs(self, flush: bool) -> Any:
