@@ -222,6 +222,7 @@ class Engine:
             new = want.get(name)
             if new is None or new.core != inst.s.core:
                 log.info("(%s) %s", name, "removed from the configuration" if new is None else "changed: restarting")
+                inst.deleted = new is None
                 await self._stop_instance(inst, release=True)
                 if new is None:
                     self.publish(f"vrrp.instance.{name}", "delete", None)
@@ -487,6 +488,8 @@ class Engine:
 
     def _reevaluate(self, inst: Instance, start: bool = False) -> None:
         _, prio, reasons = effect(inst.s.priority, self._track_status(inst))
+        if inst.s.unicast_fault_no_peer and not inst.s.unicast_peers:
+            reasons.append("no unicast peers")
         old_prio = inst.machine.effective_priority
         inst.machine.set_priority(prio)
         inst.fault_reasons = reasons
@@ -543,8 +546,11 @@ class Engine:
         prio = inst.machine.effective_priority
         if self.stopping and a.new != State.INIT:
             return
+        if state == "STOP" and inst.deleted:
+            state = "DELETED"  # removed by a reload: notify_deleted if set, else notify_stop (keepalived)
         key = {"MASTER": "notify_master", "BACKUP": "notify_backup", "FAULT": "notify_fault",
-               "STOP": "notify_stop"}.get(state)
+               "STOP": "notify_stop", "DELETED": "notify_deleted" if "notify_deleted" in s.notify
+               else "notify_stop"}.get(state)
         if key and key in s.notify:
             self.runner.spawn(s.notify[key])
         if "notify" in s.notify:

@@ -77,6 +77,7 @@ class Settings:
     notify_rx_lower: str | None = None  # notify_master_rx_lower_pri
     notify_priority_changes: bool = False
     smtp_alert: bool = False
+    unicast_fault_no_peer: bool = False
     accept: bool = True  # accept mode; False: packets to the VIPs are dropped (not for an owner)
     vmac: str | None = None  # use_vmac: the macvlan's name (VIPs live there, adverts leave from it)
     vmac_xmit_base: bool = False
@@ -134,7 +135,8 @@ def settings(inst: VrrpInstance, g: GlobalDefs, scripts: dict[str, tuple[int, bo
     garp_delay = 0.0 if min_garp else (inst.garp_master_delay if inst.garp_master_delay is not None
                                        else g.vrrp_garp_master_delay)
     lpna = inst.lower_prio_no_advert if inst.lower_prio_no_advert is not None else g.vrrp_lower_prio_no_advert
-    notify = {k: v for k in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify")
+    notify = {k: v for k in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify_deleted",
+                             "notify")
               if (v := getattr(inst, k))}
     return Settings(
         name=inst.name, interface=iface, vrid=inst.virtual_router_id, version=version, family=family,
@@ -170,6 +172,7 @@ def settings(inst: VrrpInstance, g: GlobalDefs, scripts: dict[str, tuple[int, bo
         strict_addresses=strict and not (inst.skip_check_adv_addr if inst.skip_check_adv_addr is not None
                                          else g.vrrp_skip_check_adv_addr),
         notify_rx_lower=inst.notify_master_rx_lower_pri,
+        unicast_fault_no_peer=inst.unicast_fault_no_peer,
         accept=prio == 255 or (inst.accept if inst.accept is not None else not strict),
         smtp_alert=bool(next((x for x in (inst.smtp_alert, g.smtp_alert_vrrp, g.smtp_alert) if x is not None), False)),
         notify_priority_changes=bool(inst.notify_priority_changes if inst.notify_priority_changes is not None
@@ -195,6 +198,7 @@ class Instance:
     since: float = field(default_factory=time.time)
     last_advert: float = 0.0  # monotonic time of our last advert sent
     higher_heard: bool = False  # a higher-priority advert since we started (resume safety)
+    deleted: bool = False  # removed by a reload (notify_deleted)
     on_rx_lower: Callable[[Instance, str, int], None] | None = None
     accept_filter: Any = None  # vrrpd.accept.AcceptFilter, shared, for no_accept instances
 

@@ -135,11 +135,14 @@ class Router:
     def kill_all(self) -> None:
         """SIGKILL the supervisor and its roles (a crashed host: nothing is sent, VIPs stay)."""
         assert self.proc is not None
-        procs = [psutil.Process(self.proc.pid)]
+        # The roles first: once the supervisor is dead, PDEATHSIG would make a role stop gracefully
+        # (priority 0) before its own SIGKILL arrives.
+        procs: list[psutil.Process] = []
         try:
-            procs += psutil.Process(self.proc.pid).children(recursive=True)
+            procs = psutil.Process(self.proc.pid).children(recursive=True)[::-1]
         except psutil.NoSuchProcess:
             pass
+        procs.append(psutil.Process(self.proc.pid))
         for p in procs:
             try:
                 p.kill()
