@@ -63,8 +63,6 @@ def needs_nftables(svc: Service) -> str | None:
 
 def nftables_refuses(svc: Service) -> str | None:
     """Why the nftables backend cannot serve a service (None when it can)."""
-    if svc.key.family == "inet6":
-        return "IPv6 services are not implemented on the nftables backend yet"
     for d in svc.dests:
         if d.method == "TUN":
             return "lb_kind TUN needs kernel IPVS (ipip tunnels are not built by the nftables backend)"

@@ -324,6 +324,10 @@ class Engine:
         if any(s.method in ("NAT", "FNAT") or any(d.method in ("NAT", "FNAT") for d in s.dests)
                for s in services.values()):
             want["net.ipv4.ip_forward"] = "1"
+        if any(s.key.family == "inet6" and (s.method in ("NAT", "FNAT") or any(d.method in ("NAT", "FNAT")
+                                                                              for d in s.dests))
+               for s in services.values()):
+            want["net.ipv6.conf.all.forwarding"] = "1"  # an IPv6 NAT/FNAT service forwards to its real servers
         if any(s.syn_proxy for s in services.values() if self.assign.get(s.key) == "nftables"):
             want["net.netfilter.nf_conntrack_tcp_loose"] = "0"
         return want

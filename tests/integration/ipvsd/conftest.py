@@ -2,6 +2,7 @@
 
 client (203.0.113.2) --veth-- LB (c0 203.0.113.1, VIP 203.0.113.10) ; LB br0 198.51.100.1 plus the FNAT
 pool 198.51.100.201-202 --veths-- rs1..rs3 (198.51.100.11-13, default route via the LB, serving :8080).
+IPv6 alongside: client fd00:1::2, LB fd00:1::1 and VIP6 fd00:1::10, br0 fd00:2::1, rs1..rs3 fd00:2::11-13.
 Built once per module (namespaces are cheap but the servers take a moment); everything is removed after.
 """
 
@@ -27,6 +28,8 @@ PY = sys.executable
 VIP = "203.0.113.10"
 RS = ["198.51.100.11", "198.51.100.12", "198.51.100.13"]
 POOL = ["198.51.100.201", "198.51.100.202"]
+VIP6 = "fd00:1::10"
+RS6 = ["fd00:2::11", "fd00:2::12", "fd00:2::13"]
 
 
 @dataclass
@@ -66,8 +69,8 @@ class LbLab:
         self.drivers.append(d)
         return d
 
-    def requests(self, port: int, count: int, *extra: str, timeout: float = 60) -> list[str]:
-        out = self.client.run([PY, str(HERE / "client.py"), VIP, str(port), str(count), *extra], timeout=timeout)
+    def requests(self, port: int, count: int, *extra: str, timeout: float = 60, host: str = VIP) -> list[str]:
+        out = self.client.run([PY, str(HERE / "client.py"), host, str(port), str(count), *extra], timeout=timeout)
         return list(json.loads(out.stdout))
 
     def nft(self, *args: str) -> str:
@@ -85,8 +88,13 @@ def lab(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         lb.add_address("c0", f"{VIP}/32")
         client.add_address("eth0", "203.0.113.2/24")
         client.ip("route", "add", "default", "via", "203.0.113.1")
+        lb.add_address("c0", "fd00:1::1/64")
+        lb.add_address("c0", f"{VIP6}/128")
+        client.add_address("eth0", "fd00:1::2/64")
+        client.ip("-6", "route", "add", "default", "via", "fd00:1::1")
         lb.add_bridge("br0")
         lb.add_address("br0", "198.51.100.1/24")
+        lb.add_address("br0", "fd00:2::1/64")
         for a in POOL:
             lb.add_address("br0", f"{a}/24")
         servers = []
@@ -95,6 +103,8 @@ def lab(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             lb.set_master(f"r{i + 1}", "br0")
             ns.add_address("eth0", f"{RS[i]}/24")
             ns.ip("route", "add", "default", "via", "198.51.100.1")
+            ns.add_address("eth0", f"{RS6[i]}/64")
+            ns.ip("-6", "route", "add", "default", "via", "fd00:2::1")
             servers.append(ns.popen([PY, str(HERE / "rsserver.py"), f"rs{i + 1}", "8080"],
                                     stdout=subprocess.PIPE, text=True))
         for p in servers:

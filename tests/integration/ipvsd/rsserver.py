@@ -26,7 +26,7 @@ async def main(name: str, port: int) -> None:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(serve, "0.0.0.0", port, backlog=512)
+    server = await asyncio.start_server(serve, None, port, backlog=512)  # IPv4 and IPv6
     print("ready", flush=True)
     async with server:
         await server.serve_forever()

@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.ipvsd.conftest import HERE, POOL, PY, RS, VIP, LbLab
+from tests.integration.ipvsd.conftest import HERE, POOL, PY, RS, RS6, VIP, VIP6, LbLab
 
 pytestmark = pytest.mark.root
 
@@ -289,3 +289,16 @@ def test_fnat_on_a_fwmark_service_sources_from_the_pool(lab: LbLab, drv) -> None
         assert peers(got) <= set(POOL)  # FNAT, not NAT: the real servers never see the client
     finally:
         lab.lb.run(["nft", "delete table ip opmark"])
+
+
+def test_ipv6_round_robin_alternates_and_a_down_server_leaves(lab: LbLab, drv) -> None:  # type: ignore[no-untyped-def]
+    rs = "".join(f"    real_server {a} 8080 {{\n    }}\n" for a in RS6)
+    drv.config(f"virtual_server {VIP6} 80 {{\n    lb_kind NAT\n    lb_algo rr\n    protocol TCP\n{rs}}}\n")
+    assert "ip6 daddr fd00:1::10 tcp dport 80" in lab.nft("list", "table", "inet", "pykeepalived")
+    got = lab.requests(80, 6, host=VIP6)
+    assert Counter(names(got)) == {"rs1": 2, "rs2": 2, "rs3": 2}, got
+    assert len(set(names(got)[:3])) == 3  # rr: three different servers in a row
+    assert peers(got) == {"fd00:1::2"}  # NAT: the real servers see the client
+    drv.health(f"{VIP6}:80", f"{RS6[1]}:8080", up=False)
+    got = names(lab.requests(80, 6, host=VIP6))
+    assert "rs2" not in got and Counter(got) == {"rs1": 3, "rs3": 3}
