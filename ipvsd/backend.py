@@ -68,10 +68,6 @@ def nftables_refuses(svc: Service) -> str | None:
             return "lb_kind TUN needs kernel IPVS (ipip tunnels are not built by the nftables backend)"
         if d.method == "DR":
             return "lb_kind DR is not implemented on the nftables backend yet"
-    if svc.est_timeout is not None:
-        # A ct timeout object attached at raw priority loads, but conntrack -L still showed the default
-        # established timeout on the connection in our namespace test: refused until that is understood.
-        return "est_timeout is not implemented on the nftables backend yet (its ct timeout was not applied)"
     if svc.key.fwmark == 0 and svc.key.protocol not in ("tcp", "udp", "sctp"):
         return f"protocol {svc.key.protocol} is not supported"
     if svc.syn_proxy and svc.key.protocol != "tcp":

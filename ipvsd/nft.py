@@ -12,9 +12,11 @@ pre        nat prerouting            -100       dispatch a new connection to its
 out        nat output                -100       the same for locally generated connections (the
                                                 syn_proxy's own SYN towards the VIP goes this way)
 post       nat postrouting           100        FNAT: source-NAT to the local-address pool
-raw_pre    filter prerouting         -300       syn_proxy: leave the client's SYNs untracked;
-                                                est_timeout: attach the service's ct timeout object
-                                                (it must be set before conntrack creates the entry)
+raw_pre    filter prerouting         -300       syn_proxy: leave the client's SYNs untracked
+ct_pre     filter prerouting         -150       est_timeout: attach the service's ct timeout object to
+ct_out     filter output             -150       a new connection (the kernel takes it only on an entry
+                                                conntrack (-200) has created and not yet confirmed: at
+                                                raw priority there is no entry yet and it is ignored)
 syn_in     filter input              0          syn_proxy: answer SYNs with cookies (local VIP)
 syn_fwd    filter forward            0          the same for a VIP that is not a local address
 =========  ========================  =========  ====================================================
@@ -69,6 +71,8 @@ BASE_CHAINS = {
     "out": "type nat hook output priority -100; policy accept;",
     "post": "type nat hook postrouting priority 100; policy accept;",
     "raw_pre": "type filter hook prerouting priority -300; policy accept;",
+    "ct_pre": "type filter hook prerouting priority -150; policy accept;",
+    "ct_out": "type filter hook output priority -150; policy accept;",
     "syn_in": "type filter hook input priority 0; policy accept;",
     "syn_fwd": "type filter hook forward priority 0; policy accept;",
 }
@@ -416,7 +420,8 @@ def render(svc: Service, phase: int = 0) -> Rendered:
         to = f"to_{sid}_{svc.est_timeout}"
         r.timeouts[to] = (f"protocol tcp; l3proto {ip}; policy = {{ established: {svc.est_timeout} }};")
         tcp = " meta l4proto tcp" if svc.key.fwmark else ""
-        raw.append(f"{m}{tcp} ct timeout set \"{to}\"")
+        r.base["ct_pre"] = [f"{m}{tcp} ct state new ct timeout set \"{to}\""]
+        r.base["ct_out"] = [f"{m}{tcp} ct state new ct timeout set \"{to}\""]
     if svc.syn_proxy:
         syn = f"syn_{sid}"
         r.own[syn] = [f"ct state invalid,untracked {SYNPROXY}", "ct state invalid drop"]

@@ -8,7 +8,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
-APT_PKGS=(keepalived ipvsadm nftables libnftables1 tcpdump busybox-static iproute2 procps psmisc iputils-ping openssl)
+APT_PKGS=(keepalived ipvsadm nftables libnftables1 tcpdump busybox-static iproute2 procps psmisc iputils-ping openssl conntrack)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

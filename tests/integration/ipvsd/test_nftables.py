@@ -269,11 +269,28 @@ for s in socks:
 '''
 
 
-def test_est_timeout_is_refused_with_file_and_line(lab: LbLab, drv) -> None:  # type: ignore[no-untyped-def]
-    r = drv.call("config", text=vs(80, "    lb_algo rr\n    est_timeout 77"))
-    assert not r["ok"] and r["errors"] == ["k.conf:1: nftables backend (needed for est_timeout): est_timeout is not "
-                                           "implemented on the nftables backend yet (its ct timeout was not applied)"]
-    assert "pykeepalived" not in lab.nft("list", "tables")  # refused before touching anything
+def established_timeouts(lab: LbLab, port: int) -> list[int]:
+    """conntrack's remaining timeout of each established connection to VIP:port (the independent witness)."""
+    out = lab.lb.run(["conntrack", "-L", "-p", "tcp", "--dport", str(port), "--state", "ESTABLISHED"]).stdout
+    return [int(line.split()[2]) for line in out.splitlines() if f"dst={VIP} " in line]
+
+
+def test_est_timeout_sets_the_established_timeout_of_the_service_connections(lab: LbLab, drv) -> None:  # type: ignore[no-untyped-def]
+    drv.config(vs(80, "    lb_algo rr\n    est_timeout 77") + vs(81, "    lb_algo rr"))
+    holders = [lab.client.popen([PY, "-c", HOLDER, VIP, str(port), "2"], stdout=subprocess.PIPE,
+                                stdin=subprocess.PIPE, text=True) for port in (80, 81)]
+    try:
+        for h in holders:
+            assert h.stdout is not None and len(h.stdout.readline().split()) == 2
+        with_to, without = established_timeouts(lab, 80), established_timeouts(lab, 81)
+        assert len(with_to) == 2 and all(60 < t <= 77 for t in with_to), with_to
+        assert len(without) == 2 and all(t > 400000 for t in without), without  # the default (5 days) elsewhere
+    finally:
+        for h in holders:
+            h.communicate(input="\n", timeout=10)
+    # a reload without est_timeout drops the object; new connections get the default again
+    drv.config(vs(80, "    lb_algo rr"))
+    assert "ct timeout" not in lab.nft("list", "table", "inet", "pykeepalived")
 
 
 def test_fnat_on_a_fwmark_service_sources_from_the_pool(lab: LbLab, drv) -> None:  # type: ignore[no-untyped-def]
