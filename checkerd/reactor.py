@@ -8,6 +8,11 @@ more CPU than the checks themselves. So:
   timer per non-empty bucket, not one per checker. A timer fires at most one resolution late, well
   inside keepalived's tolerance (its own timer thread rounds too). Timers are never removed: whoever
   armed one checks on firing that it still matters (cheaper than cancelling thousands a second).
+* A few timers are urgent (:meth:`Reactor.call_urgent`): a retry after a failed attempt, whose
+  outcome decides a transition. They are exact, not bucketed, and whenever the reactor gets the loop
+  (a bucket fires, sockets are ready) it runs the urgent timers that are due first. On a busy loop a
+  timer waits behind everything due before it; a retry must not wait behind a backlog of thousands
+  of routine checks, or a server's death is reported a loop backlog late.
 * It owns a private ``epoll`` whose descriptor is registered once with the asyncio loop as a reader;
   when it becomes readable, every ready socket is dispatched straight to its callback. Registering a
   socket is one ``epoll_ctl`` in C; closing a socket removes it from the set by itself.
@@ -18,6 +23,8 @@ There is one Reactor per event loop (:func:`reactor`), kept on the loop object a
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import math
 import select
 import sys
@@ -40,6 +47,8 @@ class Reactor:
         self.loop = loop
         self.time = loop.time
         self._buckets: dict[int, list[tuple[Callable[[Any], None], Any]]] = {}
+        self._urgent: list[tuple[float, int, Callable[[Any], None], Any]] = []  # a heap on (when, seq)
+        self._seq = itertools.count()
         self._ep = select.epoll()
         self._fds: dict[int, Callable[[int], None]] = {}
         loop.add_reader(self._ep.fileno(), self._dispatch)
@@ -59,7 +68,27 @@ class Reactor:
     def call_later(self, delay: float, fn: Callable[[Any], None], arg: Any = None) -> None:
         self.call_at(self.time() + delay, fn, arg)
 
+    def call_urgent(self, when: float, fn: Callable[[Any], None], arg: Any = None) -> None:
+        """Call ``fn(arg)`` at loop time ``when``, exactly and ahead of the routine timers then due."""
+        heapq.heappush(self._urgent, (when, next(self._seq), fn, arg))
+        self.loop.call_at(when, self._run_urgent)
+
+    def _run_urgent(self) -> None:
+        urgent = self._urgent
+        if not urgent:
+            return
+        now = self.time()
+        while urgent and urgent[0][0] <= now:
+            _, _, fn, arg = heapq.heappop(urgent)
+            try:
+                fn(arg)
+            except Exception:
+                self.loop.call_exception_handler({"message": "checker timer callback failed",
+                                                  "exception": _current_exception()})
+
     def _fire(self, slot: int) -> None:
+        if self._urgent:
+            self._run_urgent()
         for fn, arg in self._buckets.pop(slot, ()):
             try:
                 fn(arg)
@@ -90,6 +119,8 @@ class Reactor:
                 pass
 
     def _dispatch(self) -> None:
+        if self._urgent:
+            self._run_urgent()
         fds = self._fds
         for fd, ev in self._ep.poll(0, MAX_EVENTS):
             fn = fds.get(fd)

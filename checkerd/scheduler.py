@@ -218,7 +218,12 @@ class CheckerRunner:
         r = self.r or reactor()
         now = r.time()
         self.due = now - self.late + step.delay
-        r.call_at(max(self.due, now), self._wake, self.gen)
+        if state.retry_it and state.is_up and not res.ok:
+            # A retry of a checker still up: its failure is the down verdict (the latency keepalived's
+            # bound is about), so it must not queue behind a backlog of routine checks.
+            r.call_urgent(max(self.due, now), self._wake, self.gen)
+        else:
+            r.call_at(max(self.due, now), self._wake, self.gen)
 
 
 # -- real servers ------------------------------------------------------------------------------------

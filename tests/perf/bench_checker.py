@@ -1,13 +1,16 @@
 """Benchmark: checker CPU and server-death-to-down-event latency at scale (not collected by pytest).
 
-``sudo .venv/bin/python -m tests.perf.bench_checker [--tcp 10000] [--http 2000] [--seconds 20]``
+``sudo .venv/bin/python -m tests.perf.bench_checker [--tcp 10000] [--http 2000] [--seconds 20] [--kill 100]
+[--verbose]``
 
 In a fresh namespace, one asyncio process listens on N ports of 192.0.2.10 (HTTP on the first
 ``--http`` of them, plain accept-and-close on the rest); the checker (tests/integration/checkerd/driver.py:
 checkerd's HealthManager, the role minus the bus) checks them all with delay_loop 1, connect_timeout 1,
 retry 1, delay_before_retry 1, warmup 1. After a steady period it measures the checker's CPU, then
 closes 100 TCP and 100 HTTP listeners at a known instant and reports, per server, the time until its
-down event (bound keepalived would have: delay_loop + retry x delay_before_retry = 2 s, +50 ms).
+down event (bound keepalived would have: delay_loop + retry x delay_before_retry = 2 s, +50 ms). It also
+reports the checker loop's lag (how late a 10 ms sleep wakes up, measured by the driver) in the steady
+period and after the kill: where a latency tail comes from.
 keepalived's own checker needs IPVS (UML): not run here.
 """
 
@@ -135,6 +138,8 @@ def main() -> None:
     p.add_argument("--tcp", type=int, default=10000)
     p.add_argument("--http", type=int, default=2000)
     p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--verbose", action="store_true", help="print the loop lag of every second")
+    p.add_argument("--kill", type=int, default=100, help="listeners of each kind closed at the kill")
     a = p.parse_args()
     n = a.tcp + a.http
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -144,14 +149,15 @@ def main() -> None:
         ns.add_address("dummy0", f"{ADDR}/24")
         ns.run(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"])
         killed = Path(d) / "killed"
-        srv = ns.popen([sys.executable, "-c", SERVER, ADDR, str(BASE), str(n), str(a.http), "100", str(killed)],
+        srv = ns.popen([sys.executable, "-c", SERVER, ADDR, str(BASE), str(n), str(a.http), str(a.kill), str(killed)],
                        stdout=subprocess.PIPE, text=True)
         assert srv.stdout is not None and srv.stdout.readline().strip() == "ready"
         (Path(d) / "k.conf").write_text(conf(n, a.http))
         drv = ns.popen([sys.executable, "-m", "tests.integration.checkerd.driver", str(Path(d) / "k.conf"),
-                        "--duration", str(a.seconds + 330)], stdout=subprocess.PIPE, text=True,
+                        "--duration", str(a.seconds + 330), "--lag"], stdout=subprocess.PIPE, text=True,
                        stderr=open(Path(d) / "driver.log", "w"), cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
         events: list[dict] = []
+        lags: list[dict] = []  # the driver's loop lag, one line a second
         started = threading.Event()
 
         def read() -> None:
@@ -160,6 +166,8 @@ def main() -> None:
                 e = json.loads(line)
                 if e["key"] == "":
                     started.set()
+                elif e["key"] == "#lag":
+                    lags.append(e)
                 else:
                     events.append(e)
 
@@ -184,6 +192,13 @@ def main() -> None:
                      and e["key"].split("/")[1] in victims)
         rss = proc.memory_info().rss / 2**20
 
+        def worst(t_from: float, t_to: float) -> str:
+            w = [e["data"] for e in list(lags) if t_from < e["t"] <= t_to]
+            if not w:
+                return "n/a"
+            return (f"p50 {max(x['p50'] for x in w):.1f} / p99 {max(x['p99'] for x in w):.1f} / "
+                    f"max {max(x['max'] for x in w):.1f} ms (worst second)")
+
         def pct(q: float) -> float:
             return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
 
@@ -192,6 +207,11 @@ def main() -> None:
               f"spurious downs before the kill: {downs_before}")
         if early:
             print("  spurious down reasons:", collections.Counter(r.split(" to ")[0][:60] for r in early).most_common(3))
+        if a.verbose:
+            for e in list(lags):
+                print(f"  lag at t-kill {e['t'] - float(tk):+7.2f} s: p50 {e['data']['p50']:.1f} p99 {e['data']['p99']:.1f} "
+                      f"max {e['data']['max']:.1f} ms")
+        print(f"checker loop lag (10 ms sleeps): steady {worst(t0, t1)}; after the kill {worst(float(tk), float(tk) + 6)}")
         print(f"test servers' CPU: {100 * (s1 - s0) / (t1 - t0):.1f}% of one core (one epoll loop)")
         print(f"down events: {len(lat)}/{len(victims)}; latency p50 {pct(0.5):.3f} s, p99 {pct(0.99):.3f} s, "
               f"max {lat[-1] if lat else float('nan'):.3f} s (keepalived's bound: 2 s + 50 ms)")

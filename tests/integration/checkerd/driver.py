@@ -19,7 +19,26 @@ from checkerd.scheduler import HealthManager
 from supervisor.config.load import load_text
 
 
-async def run(conf: str, duration: float, quiet: bool) -> None:
+async def lag_monitor(period: float = 0.01, window: float = 1.0) -> None:
+    """Every ``window`` s, print how late a ``period`` s sleep woke up (p50/p99/max, in ms) as a
+    ``#lag`` line: the benchmark's view of the loop's stalls, next to the checker's latencies."""
+    loop = asyncio.get_running_loop()
+    lags: list[float] = []
+    mark = loop.time()
+    while True:
+        t = loop.time()
+        await asyncio.sleep(period)
+        lags.append(loop.time() - t - period)
+        if loop.time() - mark >= window:
+            lags.sort()
+            n = len(lags)
+            data = {"p50": 1000 * lags[n // 2], "p99": 1000 * lags[min(n - 1, int(0.99 * n))], "max": 1000 * lags[-1]}
+            print(json.dumps({"t": time.monotonic(), "key": "#lag", "data": data}), flush=True)
+            lags.clear()
+            mark = loop.time()
+
+
+async def run(conf: str, duration: float, quiet: bool, lag: bool = False) -> None:
     with open(conf) as f:
         res = load_text(f.read(), name=conf)
     if res.config is None:
@@ -36,7 +55,10 @@ async def run(conf: str, duration: float, quiet: bool) -> None:
     m = HealthManager(publish)
     m.apply(res.config)
     print(json.dumps({"t": time.monotonic(), "key": "", "data": {"started": len(m.servers)}}), flush=True)
+    monitor = asyncio.get_running_loop().create_task(lag_monitor()) if lag else None
     await asyncio.sleep(duration)
+    if monitor is not None:
+        monitor.cancel()
     m.stop()
 
 
@@ -45,9 +67,10 @@ def main() -> None:
     p.add_argument("conf")
     p.add_argument("--duration", type=float, default=60)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--lag", action="store_true", help="print the loop's lag every second (#lag lines)")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(created).3f %(message)s")
-    asyncio.run(run(a.conf, a.duration, a.quiet))
+    asyncio.run(run(a.conf, a.duration, a.quiet, a.lag))
 
 
 if __name__ == "__main__":
