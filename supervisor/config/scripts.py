@@ -37,6 +37,38 @@ def split_command(cmdline: str) -> list[str]:
     return argv
 
 
+_SHELL_WORDS = {";", "|", "||", "&&", "&", ">", ">>", "<", "<<", ">&", "<&", "&>", ">|", ";;"}
+_SHELLS = {"sh", "bash", "dash", "ash", "zsh", "ksh"}
+
+
+def shell_syntax(cmdline: str) -> str | None:
+    """The first piece of shell syntax in a command line that no shell will interpret, if any.
+
+    keepalived 2.x runs scripts without a shell, so `a; b`, pipes and redirections reach the program as
+    arguments; an explicit `/bin/sh -c '...'` is the way to get them interpreted. Quoted text is an
+    argument like any other (`grep -E 'a|b'` is fine).
+    """
+    argv = split_command(cmdline)
+    if not argv or (os.path.basename(argv[0]) in _SHELLS and "-c" in argv[1:2]):
+        return None
+    try:
+        as_written = shlex.split(cmdline)
+    except ValueError:
+        return None
+    # `script "a; b"`: a single quoted string is the whole command line
+    inner = as_written[0] if len(as_written) == 1 else cmdline
+    lexer = shlex.shlex(inner, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        words = list(lexer)
+    except ValueError:
+        return None
+    for word in words[1:]:
+        if word in _SHELL_WORDS or "$(" in word or "`" in word:
+            return word
+    return None
+
+
 def resolve_program(program: str) -> str | None:
     if "/" in program:
         return program if os.path.isfile(program) and os.access(program, os.X_OK) else None
@@ -69,6 +101,14 @@ def _user_exists(name: str) -> bool:
 
 
 def check_scripts(config: Config, scripts: list[ScriptRef], diag: Diagnostics, top: Where = NOWHERE) -> None:
+    for ref in scripts:
+        found = shell_syntax(ref.cmdline)
+        if found is not None:
+            diag.notice(
+                ref.where,
+                f"script {ref.cmdline} contains {found!r}, which no shell will interpret (scripts run without "
+                f"a shell): use /bin/sh -c '...' if a shell is meant",
+            )
     runnable: list[tuple[ScriptRef, str]] = []
     for ref in scripts:
         argv = split_command(ref.cmdline)

@@ -220,3 +220,12 @@ def test_scripts_without_script_security_are_a_security_violation() -> None:
     # a script that does not exist is never run, so keepalived says nothing about it
     r = load(BASE.replace("virtual_router_id 51", "virtual_router_id 51\n notify_master /nonexistent/x.sh"))
     assert r.diag.config_test_code() == 0
+
+
+def test_shell_syntax_in_a_script_line_gets_a_notice_that_keeps_the_verdict() -> None:
+    r = load(BASE.replace("virtual_router_id 51", 'virtual_router_id 51\n notify_master "/nonexistent/a.sh; echo x > /tmp/y"'))
+    notices = [str(p) for p in r.diag if p.severity is Severity.NOTICE]
+    assert len(notices) == 1 and "k.conf:5:" in notices[0] and "';'" in notices[0] and "/bin/sh -c" in notices[0]
+    assert r.diag.config_test_code() == 0
+    r = load(BASE.replace("virtual_router_id 51", "virtual_router_id 51\n notify_master \"/bin/sh -c 'a; b'\""))
+    assert [p for p in r.diag if p.severity is Severity.NOTICE] == []
