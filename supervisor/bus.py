@@ -29,7 +29,11 @@ Topics in use (``kind`` in brackets; "state" keys are kept by the last-value cac
     hb.<role>                 [heartbeat]  a role, every hb_interval: {"gen", "loop_lag_ms", "progress",
                                            "stopping"} (progress counts teardown steps during a stop)
     vrrp.instance.<name>      [state]      vrrp: {"state", "priority", "interface", "vips"}
-    checker.rs.<vs>/<rs>      [state]      checker: {"vs", "rs", "health": "up"|"down", "weight", …}
+    vrrp.resume               [state]      vrrp: {"instances", "clock": "monotonic"} what a respawned
+                                           vrrp role needs to resume as MASTER safely (last adverts)
+    vrrp.stats                [state]      vrrp: counters (adverts, drops by reason), published periodically
+    checker.rs.<vs>/<rs>      [state]      checker: {"vs", "rs", "health": "up"|"down", "weight", "reason",
+                                           "failed", "dynamic_weight", …}
     ipvs.vs.<vs>              [state]      ipvs: {"scheduler", "method", "protocol", "real_servers",
                                            "up", "programmed"}
 
