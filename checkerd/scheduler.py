@@ -165,7 +165,7 @@ class CheckerRunner:
             return
         if self.r is not None:
             self.late = max(0.0, self.r.time() - self.due)
-        attempt = self.check.attempt(self._done)
+        attempt = self.check.attempt(self._done, self.r)
         if attempt is not None:
             self.inflight = attempt
             try:

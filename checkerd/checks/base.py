@@ -28,11 +28,15 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from checkerd.security import ScriptPolicy
 
 if TYPE_CHECKING:
+    from checkerd.reactor import Reactor
     from supervisor.config.model.checkers import Checker
     from supervisor.config.model.lvs import SslConfig
     from supervisor.config.model.vrrp import TrackFile
 
 SO_MARK = 36  # socket.SO_MARK (Linux); not exported by every Python build
+TCP_INFO = 11  # socket.TCP_INFO (Linux)
+TCP_SYN_SENT = 2  # tcpi_state values (include/net/tcp_states.h)
+_CONNECTED = (1, 8)  # TCP_ESTABLISHED, TCP_CLOSE_WAIT (connected, the server already sent its FIN)
 
 
 @dataclass
@@ -128,14 +132,27 @@ def connect_now(s: _socket.socket, address: tuple[str, int]) -> int | None:
 
 
 def connect_state(s: _socket.socket) -> int | None:
-    """Where a non-blocking connect stands: 0 connected, an errno if it failed, None if still pending."""
+    """Where a non-blocking connect stands: 0 connected, an errno if it failed, None if still pending.
+
+    One ``TCP_INFO`` read tells established from pending (its first byte is the TCP state); only a
+    connection that is neither needs ``SO_ERROR`` for its errno. Fewer syscalls per check matter at
+    thousands of checks a second, and far more where syscalls are dear (User-Mode Linux, seccomp).
+    """
+    try:
+        state = s.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 1)[0]
+    except OSError:
+        state = -1  # not TCP after all: ask the portable way
+    if state in _CONNECTED:
+        return 0
+    if state == TCP_SYN_SENT:
+        return None
     err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if err:
         return err
     try:
         s.getpeername()
     except OSError:
-        return None
+        return None if state == -1 else errno.ECONNRESET  # closed without an error left to read
     return 0
 
 
@@ -199,8 +216,9 @@ class Check(ABC):
     async def run(self) -> Result:
         """One attempt. Must not raise for anything the remote side or a script does."""
 
-    def attempt(self, done: Callable[[Result], None]) -> Attempt | None:
-        """A callback-driven attempt reporting to ``done``, or None: this check only has :meth:`run`."""
+    def attempt(self, done: Callable[[Result], None], r: Reactor | None = None) -> Attempt | None:
+        """A callback-driven attempt on reactor ``r`` (the running loop's by default) reporting to
+        ``done``, or None: this check only has :meth:`run`."""
         return None
 
     def describe(self) -> str:

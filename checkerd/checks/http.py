@@ -327,8 +327,8 @@ class HttpCheck(Check):
         self.requests = [build_request(u.path, cfg.connect_ip, cfg.connect_port, vhost_for(cfg, u),
                                        cfg.http_protocol) for u in cfg.urls]
 
-    def attempt(self, done: Callable[[Result], None]) -> HttpAttempt | None:
-        return None if self.tls is not None else HttpAttempt(self, reactor(), done)
+    def attempt(self, done: Callable[[Result], None], r: Reactor | None = None) -> HttpAttempt | None:
+        return None if self.tls is not None else HttpAttempt(self, r or reactor(), done)
 
     def budget(self) -> float:
         """Whole-URL bound (keepalived has none: a server that trickles bytes forever would hang it)."""

@@ -39,8 +39,8 @@ class TcpCheck(Check):
         sock.close()
         return Result.up()
 
-    def attempt(self, done: Callable[[Result], None]) -> TcpAttempt:
-        return TcpAttempt(self, reactor(), done)
+    def attempt(self, done: Callable[[Result], None], r: Reactor | None = None) -> TcpAttempt:
+        return TcpAttempt(self, r or reactor(), done)
 
 
 class TcpAttempt:
