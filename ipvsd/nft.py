@@ -11,6 +11,9 @@ chain      hook                      priority   job
 pre        nat prerouting            -100       dispatch a new connection to its service chain
 out        nat output                -100       the same for locally generated connections (the
                                                 syn_proxy's own SYN towards the VIP goes this way)
+pre_drop   nat prerouting            -99        drop a new connection to a service that has no live
+out_drop   nat output                -99        real server (runs only when no NAT chain before it set up
+                                                a binding), never let it reach a local service on the VIP
 post       nat postrouting           100        FNAT: source-NAT to the local-address pool
 raw_pre    filter prerouting         -300       syn_proxy: leave the client's SYNs untracked
 ct_pre     filter prerouting         -150       est_timeout: attach the service's ct timeout object to
@@ -21,9 +24,10 @@ syn_in     filter input              0          syn_proxy: answer SYNs with cook
 syn_fwd    filter forward            0          the same for a VIP that is not a local address
 =========  ========================  =========  ====================================================
 
-Membership lives in map elements, rules never change after a service is created. Each service owns
-a regular chain ``svc_<id>`` whose rule looks its real server up in a map keyed by the service and a
-*slot*: ``numgen inc mod N`` for rr/wrr (and the announced approximations), ``jhash`` of the client
+Membership lives in map elements, rules never change after a service is created. A service's rule
+(one per protocol, in ``pre`` and ``out``; a persistent or fwmark-FNAT service, whose rules must run in
+sequence, has its own chain ``svc_<id>`` instead) looks its real server up in a map keyed by the service
+and a *slot*: ``numgen inc mod N`` for rr/wrr (and the announced approximations), ``jhash`` of the client
 (or destination) for sh/dh/mh. N is fixed when the service is created, from the configured real
 servers (see :func:`slot_count`); which real server each slot names is the map's data. A health
 event (a real server down or up, a weight, quorum and the sorry server) is therefore one small batch
@@ -33,10 +37,12 @@ maps: slot -> real-server mark (``pm_<id>``), mark -> address (``pt_<id>_<proto>
 templates (``p_<id>_<timeout>``), which are flushed only when a real server leaves (clients pinned to
 it reschedule; those pinned to others stay, as IPVS's templates do).
 
-Every rule carries a comment ``pka:<id>:<index>:<digest of the rule text>``: reading the table back
-and comparing comments and map elements is how the reconciler knows what is already right, so a
-restart against a table that matches changes nothing (no rule replaced, counters kept). Every change
-is one atomic batch. Writes go through libnftables (PyPI ``pip-nftables`` over Debian's
+Every rule carries a comment ``pka:<id>:<index>:<digest of the rule text>``; comparing comments and
+per-service element digests is how the reconciler knows what is already right, so a restart against a
+table that matches changes nothing (no rule replaced, counters kept). What it compares against is its
+record (:class:`Known`, the state file ``ipvs.nft.json`` + ``ipvs.nft.journal`` in the run dir), trusted
+while the table's generation (map ``gen``, bumped in every batch) equals the recorded one; otherwise
+the table is read back in full, once. Every change is one atomic batch. Writes go through libnftables (PyPI ``pip-nftables`` over Debian's
 ``libnftables1``) in nft's own syntax, reads in its JSON: libnftables 1.0.6's JSON input has no
 dynamic-map ``update`` statement, which persistence needs, and a batch must be one buffer to stay
 atomic. Maps are shared rather than one per service because libnftables loads every set of the table
@@ -56,6 +62,7 @@ import json
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +76,8 @@ LEGACY = ("ip", TABLE)  # earlier versions' table (IPv4 only): ours by name, rem
 BASE_CHAINS = {
     "pre": "type nat hook prerouting priority -100; policy accept;",
     "out": "type nat hook output priority -100; policy accept;",
+    "pre_drop": "type nat hook prerouting priority -99; policy accept;",
+    "out_drop": "type nat hook output priority -99; policy accept;",
     "post": "type nat hook postrouting priority 100; policy accept;",
     "raw_pre": "type filter hook prerouting priority -300; policy accept;",
     "ct_pre": "type filter hook prerouting priority -150; policy accept;",
@@ -401,11 +410,22 @@ def render(svc: Service, phase: int = 0) -> Rendered:
             targets = [(_addr(d.address), d.port) for d in live]
             r.elems[smap] = {(*ident, s): targets[i] for s, i in enumerate(slots)}
             rules.append(f"meta l4proto {proto} dnat {ip} to {keyexpr} . {_sched_expr(svc, n)} map @{smap}")
-    rules.append("drop")  # no live server: refuse, never fall through to a local service on the VIP
-    r.own[chain] = rules
     m = _match(svc.key)
-    r.base["pre"] = [f"{m} counter jump {chain}"]
-    r.base["out"] = [f"{m} jump {chain}"]
+    if svc.persistence_timeout or (fnat and svc.key.fwmark):
+        # rules that must run in sequence: the service's own chain
+        rules.append("drop")  # no live server: refuse, never fall through to a local service on the VIP
+        r.own[chain] = rules
+        r.base["pre"] = [f"{m} counter jump {chain}"]
+        r.base["out"] = [f"{m} jump {chain}"]
+    else:
+        # One independent rule per protocol, straight in the base chains: no chain per service, since every
+        # batch costs libnftables and the kernel ~1 ms per 1,000 chains of the table (rules cost nothing).
+        # A connection no rule DNATed (no live server) reaches pre_drop/out_drop: nf_nat runs a later NAT
+        # chain of the hook only while no binding was set up, so those see exactly the undispatched ones.
+        r.base["pre"] = [f"{m} counter {x}" for x in rules]
+        r.base["out"] = [f"{m} {x}" for x in rules]
+        r.base["pre_drop"] = [f"{m} drop"]
+        r.base["out_drop"] = [f"{m} drop"]
     if fnat:
         pool = _laddr_expr(svc.laddrs, v6)
         if svc.key.fwmark:
@@ -480,6 +500,7 @@ class Actual:
     elems: dict[str, dict[Elem, Elem]] = field(default_factory=dict)  # static maps' contents
     timeouts: set[str] = field(default_factory=set)
     legacy: bool = False  # an ``ip pykeepalived`` table of an earlier version is there
+    gen_handle: int | None = None  # the gen map's handle
 
 
 @dataclass
@@ -526,17 +547,18 @@ class Known:
     timeouts: set[str] = field(default_factory=set)
     rules: dict[str, list[tuple[int | None, str]]] = field(default_factory=dict)  # None: handle not learnt yet
     svcs: dict[str, list[Any]] = field(default_factory=dict)  # sid -> Rendered.summary()
+    mark: int | None = None  # the gen map's handle: the table's last allocated handle
 
     def to_json(self) -> dict[str, Any]:
         return {"gen": self.gen, "chains": sorted(self.chains), "maps": sorted(self.maps),
                 "timeouts": sorted(self.timeouts), "rules": {c: [list(x) for x in r] for c, r in self.rules.items()},
-                "svcs": self.svcs}
+                "svcs": self.svcs, "mark": self.mark}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Known:
         return cls(int(d["gen"]), set(d["chains"]), set(d["maps"]), set(d["timeouts"]),
                    {str(c): [(None if h is None else int(h), str(m)) for h, m in r] for c, r in d["rules"].items()},
-                   {str(k): list(v) for k, v in d["svcs"].items()})
+                   {str(k): list(v) for k, v in d["svcs"].items()}, None if d.get("mark") is None else int(d["mark"]))
 
 
 class NftBackend:
@@ -560,6 +582,7 @@ class NftBackend:
         self.state_dir = state_dir
         self.batches = 0  # committed transactions (tests: a restart without change commits none)
         self.full_reads = 0  # whole-table reads (tests: a restart against a matching table needs none)
+        self.listings = 0  # terse listings for rule handles the record did not have
         self.programmed: dict[ServiceKey, Service] = {}
         self.said_inexact: set[str] = set()
         self.phase: dict[ServiceKey, int] = {}  # lc/wlc/sed/nq: numgen position the slots were rotated to
@@ -595,6 +618,8 @@ class NftBackend:
             elif "map" in obj:
                 m = obj["map"]
                 act.maps.add(m["name"])
+                if m["name"] == GEN_MAP:
+                    act.gen_handle = int(m.get("handle", 0)) or None
                 if "dynamic" not in m.get("flags", []):
                     act.elems[m["name"]] = {_elem_of(k): _elem_of(v) for k, v in m.get("elem", [])}
             elif "ct timeout" in obj:
@@ -609,17 +634,38 @@ class NftBackend:
                             act.counters[comment] = int(e["counter"].get("packets", 0))
         return act
 
+    def _list_handles(self) -> dict[tuple[str, str], int]:
+        """(chain, comment) -> handle of each of our rules, from a terse text listing (no element printed;
+        libnftables 1.0.6 still fetches them: echoing a batch instead costs as much, every time)."""
+        self.listings = getattr(self, "listings", 0) + 1
+        self.nft.set_json_output(False)
+        self.nft.set_terse_output(True)
+        try:
+            rc, out, _err = self.nft.cmd(f"list table {FAMILY} {TABLE}")
+        finally:
+            self.nft.set_terse_output(False)
+            self.nft.set_json_output(True)
+        return _handles(out) if rc == 0 else {}
+
     def _read_gen(self) -> int | None:
         """The table's generation (None: no table or no generation)."""
+        return self._read_gen_map()[0]
+
+    def _read_gen_map(self) -> tuple[int | None, int | None]:
+        """The table's generation and the ``gen`` map's handle (the last one the table allocated)."""
         self.nft.set_json_output(True)
         rc, out, _err = self.nft.cmd(f"list map {FAMILY} {TABLE} {GEN_MAP}")
         if rc != 0:
-            return None
+            return None, None
+        gen = handle = None
         for obj in json.loads(out).get("nftables", []):
-            for k, v in obj.get("map", {}).get("elem", []):
+            m = obj.get("map", {})
+            if "handle" in m:
+                handle = int(m["handle"])
+            for k, v in m.get("elem", []):
                 if k == 0 and isinstance(v, int):
-                    return v
-        return None
+                    gen = v
+        return gen, handle
 
     def _list_names(self, what: str) -> set[str] | None:
         """Names of our chains or maps (``list chains|maps inet``: no rule, no element is fetched)."""
@@ -760,7 +806,7 @@ class NftBackend:
         for chain, spec in BASE_CHAINS.items():
             if chain not in act.chains:
                 cmds.append(f"add chain {t} {chain} {{ {spec} }}")
-        for name, spec in {**SHARED_MAPS, GEN_MAP: GEN_SPEC}.items():
+        for name, spec in SHARED_MAPS.items():
             if name not in act.maps:
                 cmds.append(f"add map {t} {name} {{ {spec} }}")
         # Base-chain rules: a set keyed by comment; order between services does not matter.
@@ -797,6 +843,7 @@ class NftBackend:
             if chain not in act.chains:
                 cmds.append(f"add chain {t} {chain}")
                 changed.add(chain)
+        for chain in sorted(w.own):
             if chain in changed:
                 cmds.extend(f"add rule {t} {chain} {rule}" for rule in w.own[chain])
         have_base = {chain: {c for _, c in act.rules.get(chain, [])} for chain in BASE_CHAINS}
@@ -860,7 +907,8 @@ class NftBackend:
                 cmds.append(f"flush map {t} {r.dynamic}")  # which servers its templates name is unknown
         return cmds
 
-    def _after(self, services: dict[ServiceKey, Service], act: Actual, gen: int) -> None:
+    def _after(self, services: dict[ServiceKey, Service], act: Actual, gen: int,
+               learnt: dict[tuple[str, str], int], mark: int | None) -> None:
         """The record once a full pass committed: what ``services`` render to, with the handles known."""
         prog = self.__dict__.setdefault("_prog_render", {})
         prog.clear()
@@ -869,8 +917,9 @@ class NftBackend:
             return
         w = self.wanted(services)
         handles = {(c, m): h for c, rules in act.rules.items() for h, m in rules}
+        handles.update(learnt)
         k = Known(gen=gen, chains=set(BASE_CHAINS) | set(w.own), maps=set(SHARED_MAPS) | {GEN_MAP} | set(w.maps),
-                  timeouts=set(w.timeouts))
+                  timeouts=set(w.timeouts), mark=mark)
         for chain, by_comment in w.base.items():
             k.rules[chain] = [(handles.get((chain, c)), c) for c in sorted(by_comment)]
         for chain, rules in w.own.items():
@@ -880,6 +929,12 @@ class NftBackend:
             prog[key] = r
             k.svcs[svc_id(key)] = r.summary()
         self.known = k
+
+    def _new_gen_cmds(self, gen: int, have: bool) -> list[str]:
+        """A full pass ends by re-creating the gen map: its handle is then the batch's last allocation."""
+        t = f"{FAMILY} {TABLE}"
+        return ([f"delete map {t} {GEN_MAP}"] if have else []) + [
+            f"add map {t} {GEN_MAP} {{ {GEN_SPEC} }}", f"add element {t} {GEN_MAP} {{ 0 : {gen} }}"]
 
     def _gen_cmds(self, gen: int) -> list[str]:
         t = f"{FAMILY} {TABLE}"
@@ -895,17 +950,27 @@ class NftBackend:
                          rules={c: list(r) for c, r in known.rules.items()}, legacy=False)
             try:
                 cmds = self.plan(services, act, known)
-            except KeyError:  # a rule must go whose handle we never learnt: read the table for it
-                cmds = None
+            except KeyError:
+                # a rule must go whose handle we never learnt (rules added since the last listing): a terse
+                # listing has them (~1.5 s at 90,000 slots, half a full read, and only when needed)
+                listed = self._list_handles()
+                act.rules = {c: [(listed.get((c, m)) if h is None else h, m) for h, m in r]
+                             for c, r in act.rules.items()}
+                try:
+                    cmds = self.plan(services, act, known)
+                except KeyError:  # not there either: the table is not what we recorded
+                    cmds = None
         if cmds is None or known is None:
             act = self.read()
             gen_now = self._read_gen() if act.exists else None
-            known = Known(gen=gen_now or 0)
+            known = Known(gen=gen_now or 0, mark=act.gen_handle if act.exists else 0)
             cmds = self.plan(services, act)
         gen = (known.gen + 1) & 0x7FFFFFFF
+        learnt: dict[tuple[str, str], int] = {}
+        mark = known.mark
         if cmds:
             if services:
-                cmds.extend(self._gen_cmds(gen))
+                cmds.extend(self._new_gen_cmds(gen, GEN_MAP in act.maps))
             try:
                 self._cmd("\n".join(cmds) + "\n")
             except NftError:
@@ -913,13 +978,43 @@ class NftBackend:
                 raise
             self.batches += 1
             log.debug("nftables: committed %d commands in one batch", len(cmds))
+            if services:
+                learnt, mark = self._learn(cmds, known.mark)
         else:
             gen = known.gen
         self._stale = False
-        self._after(services, act, gen)
+        self._after(services, act, gen, learnt, mark)
         self._save_known()
         self.programmed = dict(services)
         return len(cmds)
+
+    def _learn(self, cmds: list[str], before: int | None) -> tuple[dict[tuple[str, str], int], int | None]:
+        """The handles the batch gave its new rules, without listing them (listing any rule makes libnftables
+        1.0.6 fetch every map element, ~1.5 s at 90,000 slots; so does echoing the batch). The kernel hands a
+        table's handles out one by one, in message order, to each chain, set, object and rule it creates;
+        the batch ended by re-creating the gen map, whose handle is the last one. When the count of what
+        the batch created matches that handle exactly, each rule's handle follows; otherwise (or after a
+        rule with an anonymous set, whose place in the sequence we do not rely on) it stays unknown and a
+        later removal lists the table for it."""
+        _gen, last = self._read_gen_map()
+        if before is None or last is None:
+            return {}, last
+        t = f"{FAMILY} {TABLE} "
+        h = before
+        out: dict[tuple[str, str], int] = {}
+        for c in cmds:
+            if c.startswith(("add chain " + t, "add map " + t, "add ct timeout " + t)):
+                h += 1
+            elif c.startswith("add rule " + t):
+                anon = c.count("{") - c.count("update @")  # an anonymous set or map (the laddr pool's)
+                h += anon + 1
+                if anon == 0:
+                    out[(c.split()[4], _comment_of(c))] = h
+        if h != last:
+            log.debug("nftables: %d handles expected, the table allocated %d; rule handles left unknown",
+                      h - before, last - before)
+            return {}, last
+        return out, last
 
     def health_cmds(self, old: Service, new: Service, old_phase: int = 0) -> list[str] | None:
         """The element updates that move ``old`` to ``new`` (None when more than elements would change)."""
@@ -936,7 +1031,8 @@ class NftBackend:
         return cmds
 
     def dispatch_counts(self) -> dict[ServiceKey, int]:
-        """New connections each programmed service has dispatched (its ``pre`` rule's packet counter)."""
+        """New connections each programmed service has dispatched (its ``pre`` rules' packet counters)."""
+        self.nft.set_json_output(True)
         rc, out, _err = self.nft.cmd(f"list chain {FAMILY} {TABLE} pre")
         if rc != 0:
             return {}
@@ -947,8 +1043,8 @@ class NftBackend:
                 continue
             sid = str(rule.get("comment", "")).split(":")[1:2]
             for e in rule.get("expr", []):
-                if sid and isinstance(e, dict) and isinstance(e.get("counter"), dict):
-                    by_sid[sid[0]] = int(e["counter"].get("packets", 0))
+                if sid and isinstance(e, dict) and isinstance(e.get("counter"), dict):  # a rule per protocol
+                    by_sid[sid[0]] = by_sid.get(sid[0], 0) + int(e["counter"].get("packets", 0))
         return {k: by_sid[svc_id(k)] for k in self.programmed if svc_id(k) in by_sid}
 
     def reconcile_some(self, services: dict[ServiceKey, Service], keys: set[ServiceKey],
@@ -1003,6 +1099,22 @@ class NftBackend:
         """New connections per service (the dispatch rule's packet counter: the nat hook sees first packets)."""
         counts = self.dispatch_counts()
         return {str(key): {"conns": counts.get(key, 0)} for key in self.programmed}
+
+
+_CHAIN_RE = re.compile(r"\s*chain (\S+) \{")
+_HANDLE_RE = re.compile(r'comment "(pka:[^"]*)" # handle (\d+)$')
+
+
+def _handles(text: str) -> dict[tuple[str, str], int]:
+    """(chain, comment) -> handle from an ``nft -a`` table listing."""
+    out: dict[tuple[str, str], int] = {}
+    chain = ""
+    for line in text.splitlines():
+        if m := _CHAIN_RE.match(line):
+            chain = m.group(1)
+        elif h := _HANDLE_RE.search(line):
+            out[(chain, h.group(1))] = int(h.group(2))
+    return out
 
 
 def _comment_of(rule: str) -> str:

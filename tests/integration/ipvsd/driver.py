@@ -60,6 +60,7 @@ def main() -> int:
                 out["stats"] = eng.stats()
                 out["batches"] = eng.nft.batches if eng.nft is not None else 0
                 out["full_reads"] = getattr(eng.nft, "full_reads", 0)
+                out["listings"] = getattr(eng.nft, "listings", 0)
         except ConfigRefused as e:
             out = {"ok": False, "errors": e.errors}
         out["ms"] = round((time.perf_counter() - t0) * 1000, 3)
