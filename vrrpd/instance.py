@@ -152,28 +152,33 @@ def settings(inst: VrrpInstance, g: GlobalDefs, scripts: dict[str, tuple[int, bo
         check_unicast_src=bool(inst.check_unicast_src if inst.check_unicast_src is not None
                                else g.vrrp_check_unicast_src),
         checksum_as_v2=bool(inst.v3_checksum_as_v2 if inst.v3_checksum_as_v2 is not None else g.v3_checksum_as_v2),
-        down_timer_adverts=inst.down_timer_adverts or g.vrrp_down_timer_adverts,
-        lower_prio_no_advert=bool(lpna if lpna is not None else strict),
-        higher_prio_send_advert=bool(inst.higher_prio_send_advert if inst.higher_prio_send_advert is not None
-                                     else g.vrrp_higher_prio_send_advert),
-        owner_ignore_adverts=bool(inst.owner_ignore_adverts if inst.owner_ignore_adverts is not None
-                                  else g.vrrp_owner_ignore_adverts) and prio == 255,
+        # strict mode: the RFC's values, whatever the keywords say (the loader already reported them)
+        down_timer_adverts=3 if strict else (inst.down_timer_adverts or g.vrrp_down_timer_adverts),
+        lower_prio_no_advert=strict or bool(lpna),
+        higher_prio_send_advert=not strict and bool(inst.higher_prio_send_advert
+                                                    if inst.higher_prio_send_advert is not None
+                                                    else g.vrrp_higher_prio_send_advert),
+        owner_ignore_adverts=prio == 255 and (strict or bool(inst.owner_ignore_adverts
+                                                             if inst.owner_ignore_adverts is not None
+                                                             else g.vrrp_owner_ignore_adverts)),
         garp_delay=garp_delay, garp_repeat=garp_repeat,
         garp_refresh=inst.garp_master_refresh if inst.garp_master_refresh is not None else g.vrrp_garp_master_refresh,
         garp_refresh_repeat=(inst.garp_master_refresh_repeat if inst.garp_master_refresh_repeat is not None
                              else g.vrrp_garp_master_refresh_repeat),
-        garp_lower_prio_repeat=(inst.garp_lower_prio_repeat if inst.garp_lower_prio_repeat is not None
-                                else (g.vrrp_garp_lower_prio_repeat if g.vrrp_garp_lower_prio_repeat is not None
-                                      else garp_repeat)),
+        garp_lower_prio_repeat=0 if strict else (
+            inst.garp_lower_prio_repeat if inst.garp_lower_prio_repeat is not None
+            else (g.vrrp_garp_lower_prio_repeat if g.vrrp_garp_lower_prio_repeat is not None else garp_repeat)),
         tracks=tuple(tracks), notify=notify, sync_group=inst.sync_group, source=inst.source,
         routes=tuple(replace(r, dev=r.dev or (iface if r.via is None and not r.route_type else r.dev))
                      for r in inst.virtual_routes),
-        rules=tuple(inst.virtual_rules), vmac=vmac, vmac_xmit_base=inst.vmac_xmit_base,
+        rules=tuple(inst.virtual_rules), vmac=vmac, vmac_xmit_base=inst.vmac_xmit_base and not strict,
         strict_addresses=strict and not (inst.skip_check_adv_addr if inst.skip_check_adv_addr is not None
                                          else g.vrrp_skip_check_adv_addr),
         notify_rx_lower=inst.notify_master_rx_lower_pri,
         unicast_fault_no_peer=inst.unicast_fault_no_peer,
-        accept=prio == 255 or (inst.accept if inst.accept is not None else not strict),
+        # RFC 3768 has no accept mode: strict v2 backups never accept (keepalived resets it)
+        accept=prio == 255 or (bool(inst.accept if inst.accept is not None else not strict)
+                               and not (strict and version == 2)),
         smtp_alert=bool(next((x for x in (inst.smtp_alert, g.smtp_alert_vrrp, g.smtp_alert) if x is not None), False)),
         notify_priority_changes=bool(inst.notify_priority_changes if inst.notify_priority_changes is not None
                                      else g.vrrp_notify_priority_changes))

@@ -24,6 +24,69 @@ def _family(address: str) -> int:
     return v.ip_interface(address).version
 
 
+def _strict(inst: VrrpInstance, config: Config, ctx: Ctx) -> None:
+    """vrrp_strict / strict_mode: keepalived's RFC rules. A keyword that breaks one is reset (with its
+    message); a keyword left unset gets the strict default, written into the instance so the running role
+    sees one answer whatever the global defaults say."""
+    at = where_of(inst.source)
+    name = f"({inst.name})"
+    diag = ctx.diag
+    g = config.global_defs
+    owner = inst.is_address_owner
+    if inst.state is not None and (inst.state == "MASTER") != owner:
+        diag.error(at, f"{name} State MASTER must match being address owner")
+        inst.state = "MASTER" if owner else "BACKUP"
+    if inst.unicast_peers:
+        diag.error(at, f"{name} Unicast peers are not supported in strict mode")
+    if inst.auth_type is not None:
+        diag.error(at, f"{name} Strict mode does not support authentication. Ignoring.")
+        inst.auth_type = None
+        inst.auth_pass = None
+    if inst.no_virtual_ipaddress:
+        diag.warn(at, f"{name} no_virtual_ipaddress and strict mode incompatible, clearing no_virtual_ipaddress")
+        inst.no_virtual_ipaddress = False
+    if not inst.virtual_ipaddress:
+        diag.error(at, f"{name} No VIP specified; at least one is required")
+    elif inst.family == "inet6" and not inst.unicast_peers and not v.ip_interface(
+            inst.virtual_ipaddress[0].address).ip.is_link_local:
+        diag.error(at, f"{name} the first IPv6 VIP address must be link local")
+    if inst.preempt_delay:
+        diag.error(at, f"{name} preempt_delay is incompatible with strict mode - resetting")
+        inst.preempt_delay = 0.0
+    if (inst.down_timer_adverts or g.vrrp_down_timer_adverts) != 3:
+        diag.error(at, f"{name} down_timer_adverts is incompatible with strict mode - resetting")
+    inst.down_timer_adverts = 3  # RFC: Master_Down_Interval is three advert intervals plus the skew
+    if inst.garp_lower_prio_repeat:
+        diag.error(at, f"{name} Strict mode requires no repeat garps. resetting")
+    inst.garp_lower_prio_repeat = 0
+    if inst.garp_lower_prio_delay:
+        diag.error(at, f"{name} Strict mode requires no repeat garp delay. resetting")
+    inst.garp_lower_prio_delay = 0.0
+    if inst.lower_prio_no_advert is False:
+        diag.error(at, f"{name} Strict mode requires no lower priority advert. resetting")
+    inst.lower_prio_no_advert = True
+    if inst.higher_prio_send_advert:
+        diag.error(at, f"{name} strict mode requires higher_prio_send_advert to be clear. resetting")
+    inst.higher_prio_send_advert = False
+    if owner:
+        if inst.owner_ignore_adverts is False:
+            diag.error(at, f"{name} strict_mode with priority 255 requires owner_ignore_adverts")
+        inst.owner_ignore_adverts = True
+        inst.accept = True
+    else:
+        if inst.accept and inst.version == 2:
+            diag.error(at, f"{name} warning - accept mode for VRRP version 2 does not comply with RFC3768 - resetting")
+            inst.accept = False
+        if inst.accept is None:
+            inst.accept = False
+    if inst.use_vmac and inst.vmac_xmit_base:
+        diag.error(at, f"{name} xmit_base is incompatible with strict mode - resetting")
+        inst.vmac_xmit_base = False
+    if inst.vmac_mac:
+        diag.error(at, f"{name}: cannot specify MAC address with strict mode - clearing")
+        inst.vmac_mac = None
+
+
 def _instance(inst: VrrpInstance, config: Config, ctx: Ctx) -> None:
     at = where_of(inst.source)
     name = f"({inst.name})"
@@ -87,17 +150,10 @@ def _instance(inst: VrrpInstance, config: Config, ctx: Ctx) -> None:
 
     strict = inst.strict_mode if inst.strict_mode is not None else config.global_defs.vrrp_strict
     if strict:
-        if inst.state == "MASTER" and inst.priority != 255:
-            diag.error(at, f"{name} State MASTER must match being address owner")
-            inst.state = "BACKUP"
-        if inst.unicast_peers:
-            diag.error(at, f"{name} unicast_peer is not allowed in strict mode")
-        if inst.auth_type is not None:
-            diag.error(at, f"{name} Strict mode does not support authentication. Ignoring.")
-            inst.auth_type = None
-            inst.auth_pass = None
-        if not inst.virtual_ipaddress:
-            diag.error(at, f"{name} strict mode requires at least one VIP")
+        _strict(inst, config, ctx)
+    if inst.owner_ignore_adverts and not inst.is_address_owner:
+        diag.error(at, f"{name} ignoring owner_ignore_adverts since priority is not 255")
+        inst.owner_ignore_adverts = False
 
     if inst.is_address_owner:
         if inst.nopreempt:
