@@ -179,9 +179,11 @@ def main() -> None:
         print(f"configuration loaded and checkers started in {time.monotonic() - t_load:.1f} s")
         time.sleep(3)  # warmup spread (1 s) + a first full round
         proc, sproc = python_of(drv.pid), python_of(srv.pid)
-        c0, s0, t0 = sum(proc.cpu_times()[:2]), sum(sproc.cpu_times()[:2]), time.monotonic()
+        u0, s0, t0 = proc.cpu_times()[:2], sum(sproc.cpu_times()[:2]), time.monotonic()
+        c0 = sum(u0)
         time.sleep(a.seconds)
-        c1, s1, t1 = sum(proc.cpu_times()[:2]), sum(sproc.cpu_times()[:2]), time.monotonic()
+        u1, s1, t1 = proc.cpu_times()[:2], sum(sproc.cpu_times()[:2]), time.monotonic()
+        c1 = sum(u1)
         early = [e["data"].get("reason", "") for e in list(events) if e["data"] and e["data"].get("health") == "down"]
         downs_before = len(early)
         os.kill(srv.pid, signal.SIGUSR1)
@@ -205,6 +207,12 @@ def main() -> None:
         print(f"real servers: {a.tcp} TCP_CHECK + {a.http} HTTP_GET, delay_loop 1 s")
         print(f"checker CPU: {100 * (c1 - c0) / (t1 - t0):.1f}% of one core over {t1 - t0:.0f} s; RSS {rss:.0f} MiB; "
               f"spurious downs before the kill: {downs_before}")
+        print(f"  of which user {100 * (u1[0] - u0[0]) / (t1 - t0):.1f}%, kernel {100 * (u1[1] - u0[1]) / (t1 - t0):.1f}%")
+        # CPU per attempt does not depend on how much of a core a busy machine left the checker
+        w = [e for e in list(lags) if t0 - 0.5 < e["t"] <= t1 + 0.5]
+        if len(w) >= 2 and w[-1]["data"]["attempts"] > w[0]["data"]["attempts"]:
+            rate = (w[-1]["data"]["attempts"] - w[0]["data"]["attempts"]) / (w[-1]["t"] - w[0]["t"])
+            print(f"  attempts: {rate:.0f}/s (due: {n}/s); CPU per attempt {1e6 * (c1 - c0) / (t1 - t0) / rate:.1f} us")
         if early:
             print("  spurious down reasons:", collections.Counter(r.split(" to ")[0][:60] for r in early).most_common(3))
         if a.verbose:

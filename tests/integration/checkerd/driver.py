@@ -13,15 +13,17 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from checkerd.scheduler import HealthManager
 from supervisor.config.load import load_text
 
 
-async def lag_monitor(period: float = 0.01, window: float = 1.0) -> None:
+async def lag_monitor(attempts: Callable[[], int], period: float = 0.01, window: float = 1.0) -> None:
     """Every ``window`` s, print how late a ``period`` s sleep woke up (p50/p99/max, in ms) as a
-    ``#lag`` line: the benchmark's view of the loop's stalls, next to the checker's latencies."""
+    ``#lag`` line: the benchmark's view of the loop's stalls, next to the checker's latencies. The line
+    also carries the number of attempts made so far, so that CPU can be divided per attempt."""
     loop = asyncio.get_running_loop()
     lags: list[float] = []
     mark = loop.time()
@@ -32,7 +34,8 @@ async def lag_monitor(period: float = 0.01, window: float = 1.0) -> None:
         if loop.time() - mark >= window:
             lags.sort()
             n = len(lags)
-            data = {"p50": 1000 * lags[n // 2], "p99": 1000 * lags[min(n - 1, int(0.99 * n))], "max": 1000 * lags[-1]}
+            data = {"p50": 1000 * lags[n // 2], "p99": 1000 * lags[min(n - 1, int(0.99 * n))], "max": 1000 * lags[-1],
+                    "attempts": attempts()}
             print(json.dumps({"t": time.monotonic(), "key": "#lag", "data": data}), flush=True)
             lags.clear()
             mark = loop.time()
@@ -55,7 +58,8 @@ async def run(conf: str, duration: float, quiet: bool, lag: bool = False) -> Non
     m = HealthManager(publish)
     m.apply(res.config)
     print(json.dumps({"t": time.monotonic(), "key": "", "data": {"started": len(m.servers)}}), flush=True)
-    monitor = asyncio.get_running_loop().create_task(lag_monitor()) if lag else None
+    monitor = asyncio.get_running_loop().create_task(lag_monitor(
+        lambda: sum(r.attempts for h in m.servers.values() for r in h.runners))) if lag else None
     await asyncio.sleep(duration)
     if monitor is not None:
         monitor.cancel()
