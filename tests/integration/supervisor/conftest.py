@@ -97,6 +97,8 @@ class Daemon:
                 # Real VRRP (issue 4): an instance configured MASTER below priority 255 takes over one
                 # advert interval after the start, as keepalived's does.
                 self.wait_log(r"\(VI_1\) Entering MASTER STATE", timeout=5)
+                # The state is logged before the addresses are added: wait for them too.
+                wait_for(self.vips, timeout=5, message="MASTER without its VIPs")
         return self
 
     def ctl(self, *args: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
