@@ -12,7 +12,9 @@ more CPU than the checks themselves. So:
   outcome decides a transition. They are exact, not bucketed, and whenever the reactor gets the loop
   (a bucket fires, sockets are ready) it runs the urgent timers that are due first. On a busy loop a
   timer waits behind everything due before it; a retry must not wait behind a backlog of thousands
-  of routine checks, or a server's death is reported a loop backlog late.
+  of routine checks, or a server's death is reported a loop backlog late. A timer armed while an
+  urgent one runs is urgent too (the retry's connect timeout, its HTTP read deadline), unless armed
+  with :meth:`Reactor.call_routine` (the checker's next routine attempt).
 * It owns a private ``epoll`` whose descriptor is registered once with the asyncio loop as a reader;
   when it becomes readable, every ready socket is dispatched straight to its callback. Registering a
   socket is one ``epoll_ctl`` in C; closing a socket removes it from the set by itself.
@@ -49,6 +51,7 @@ class Reactor:
         self._buckets: dict[int, list[tuple[Callable[[Any], None], Any]]] = {}
         self._urgent: list[tuple[float, int, Callable[[Any], None], Any]] = []  # a heap on (when, seq)
         self._seq = itertools.count()
+        self._in_urgent = False  # an urgent timer is running: timers it arms are urgent too
         self._ep = select.epoll()
         self._fds: dict[int, Callable[[int], None]] = {}
         loop.add_reader(self._ep.fileno(), self._dispatch)
@@ -56,7 +59,14 @@ class Reactor:
     # -- timers ----------------------------------------------------------------------------------
 
     def call_at(self, when: float, fn: Callable[[Any], None], arg: Any = None) -> None:
-        """Call ``fn(arg)`` at loop time ``when`` (rounded up to the bucket)."""
+        """Call ``fn(arg)`` at loop time ``when`` (rounded up to the bucket; exact and urgent if armed
+        by an urgent timer)."""
+        if self._in_urgent:
+            return self.call_urgent(when, fn, arg)
+        self.call_routine(when, fn, arg)
+
+    def call_routine(self, when: float, fn: Callable[[Any], None], arg: Any = None) -> None:
+        """Call ``fn(arg)`` at loop time ``when`` (rounded up to the bucket), never urgent."""
         slot = math.ceil(when / RESOLUTION)
         bucket = self._buckets.get(slot)
         if bucket is None:
@@ -78,13 +88,17 @@ class Reactor:
         if not urgent:
             return
         now = self.time()
-        while urgent and urgent[0][0] <= now:
-            _, _, fn, arg = heapq.heappop(urgent)
-            try:
-                fn(arg)
-            except Exception:
-                self.loop.call_exception_handler({"message": "checker timer callback failed",
-                                                  "exception": _current_exception()})
+        self._in_urgent = True
+        try:
+            while urgent and urgent[0][0] <= now:
+                _, _, fn, arg = heapq.heappop(urgent)
+                try:
+                    fn(arg)
+                except Exception:
+                    self.loop.call_exception_handler({"message": "checker timer callback failed",
+                                                      "exception": _current_exception()})
+        finally:
+            self._in_urgent = False
 
     def _fire(self, slot: int) -> None:
         if self._urgent:

@@ -223,7 +223,7 @@ class CheckerRunner:
             # bound is about), so it must not queue behind a backlog of routine checks.
             r.call_urgent(max(self.due, now), self._wake, self.gen)
         else:
-            r.call_at(max(self.due, now), self._wake, self.gen)
+            r.call_routine(max(self.due, now), self._wake, self.gen)
 
 
 # -- real servers ------------------------------------------------------------------------------------
