@@ -8,7 +8,8 @@ priority order):
 =========  ========================  =========  ====================================================
 chain      hook                      priority   job
 =========  ========================  =========  ====================================================
-pre        nat prerouting            -100       dispatch a new connection to its service chain
+pre        nat prerouting            -100       dispatch a new connection: jump to ``dispatch`` (the
+                                                services' rules) or to a service's own chain
 out        nat output                -100       the same for locally generated connections (the
                                                 syn_proxy's own SYN towards the VIP goes this way)
 pre_drop   nat prerouting            -99        drop a new connection to a service that has no live
@@ -25,7 +26,7 @@ syn_fwd    filter forward            0          the same for a VIP that is not a
 =========  ========================  =========  ====================================================
 
 Membership lives in map elements, rules never change after a service is created. A service's rule
-(one per protocol, in ``pre`` and ``out``; a persistent or fwmark-FNAT service, whose rules must run in
+(one per protocol, in the regular chain ``dispatch``; a persistent or fwmark-FNAT service, whose rules must run in
 sequence, has its own chain ``svc_<id>`` instead) looks its real server up in a map keyed by the service
 and a *slot*: ``numgen inc mod N`` for rr/wrr (and the announced approximations), ``jhash`` of the client
 (or destination) for sh/dh/mh. N is fixed when the service is created, from the configured real
@@ -76,6 +77,7 @@ LEGACY = ("ip", TABLE)  # earlier versions' table (IPv4 only): ours by name, rem
 BASE_CHAINS = {
     "pre": "type nat hook prerouting priority -100; policy accept;",
     "out": "type nat hook output priority -100; policy accept;",
+    "dispatch": "",  # a regular chain: pre and out jump to it
     "pre_drop": "type nat hook prerouting priority -99; policy accept;",
     "out_drop": "type nat hook output priority -99; policy accept;",
     "post": "type nat hook postrouting priority 100; policy accept;",
@@ -418,12 +420,13 @@ def render(svc: Service, phase: int = 0) -> Rendered:
         r.base["pre"] = [f"{m} counter jump {chain}"]
         r.base["out"] = [f"{m} jump {chain}"]
     else:
-        # One independent rule per protocol, straight in the base chains: no chain per service, since every
-        # batch costs libnftables and the kernel ~1 ms per 1,000 chains of the table (rules cost nothing).
+        # One independent rule per protocol in the shared chain ``dispatch`` (pre and out jump to it): no
+        # chain per service, since every batch costs libnftables and the kernel ~1 ms per 1,000 chains of
+        # the table (rules cost nothing); and one rule, not one per hook, since each element added to a map
+        # costs the kernel a check per rule bound to it.
         # A connection no rule DNATed (no live server) reaches pre_drop/out_drop: nf_nat runs a later NAT
         # chain of the hook only while no binding was set up, so those see exactly the undispatched ones.
-        r.base["pre"] = [f"{m} counter {x}" for x in rules]
-        r.base["out"] = [f"{m} {x}" for x in rules]
+        r.base["dispatch"] = [f"{m} counter {x}" for x in rules]
         r.base["pre_drop"] = [f"{m} drop"]
         r.base["out_drop"] = [f"{m} drop"]
     if fnat:
@@ -628,7 +631,7 @@ class NftBackend:
                 rule = obj["rule"]
                 comment = str(rule.get("comment", ""))
                 act.rules.setdefault(rule["chain"], []).append((int(rule["handle"]), comment))
-                if rule["chain"] == "pre":
+                if rule["chain"] in ("pre", "dispatch"):
                     for e in rule.get("expr", []):
                         if isinstance(e, dict) and "counter" in e and isinstance(e["counter"], dict):
                             act.counters[comment] = int(e["counter"].get("packets", 0))
@@ -772,6 +775,8 @@ class NftBackend:
             w.timeouts.update(r.timeouts)
             if r.dynamic is not None:
                 w.dynamic[r.dynamic] = f"svc_{sid}"
+        for hook in ("pre", "out"):
+            w.base[hook][_tag("dispatch", "jump dispatch")] = "jump dispatch"
         return w
 
     def _render(self, svc: Service, phase: int | None = None) -> Rendered:
@@ -805,7 +810,7 @@ class NftBackend:
             cmds.append(f"add table {t}")
         for chain, spec in BASE_CHAINS.items():
             if chain not in act.chains:
-                cmds.append(f"add chain {t} {chain} {{ {spec} }}")
+                cmds.append(f"add chain {t} {chain} {{ {spec} }}" if spec else f"add chain {t} {chain}")
         for name, spec in SHARED_MAPS.items():
             if name not in act.maps:
                 cmds.append(f"add map {t} {name} {{ {spec} }}")
@@ -1033,11 +1038,13 @@ class NftBackend:
     def dispatch_counts(self) -> dict[ServiceKey, int]:
         """New connections each programmed service has dispatched (its ``pre`` rules' packet counters)."""
         self.nft.set_json_output(True)
-        rc, out, _err = self.nft.cmd(f"list chain {FAMILY} {TABLE} pre")
-        if rc != 0:
-            return {}
+        objs: list[Any] = []
+        for chain in ("pre", "dispatch"):
+            rc, out, _err = self.nft.cmd(f"list chain {FAMILY} {TABLE} {chain}")
+            if rc == 0:
+                objs.extend(json.loads(out).get("nftables", []))
         by_sid: dict[str, int] = {}
-        for o in json.loads(out).get("nftables", []):
+        for o in objs:
             rule = o.get("rule")
             if not rule:
                 continue

@@ -64,11 +64,11 @@ def test_hash_slots_follow_weights() -> None:
 def test_render_fnat_synproxy_and_persistence() -> None:
     p = Planner().plan(cfg(), {})
     fnat = render(p.services[ServiceKey("inet", "tcp", "203.0.113.10", 80)])
-    # one rule straight in the base chains (no chain per service: every batch pays per chain); it names a
+    # one rule in the shared chain dispatch (no chain per service: every batch pays per chain); it names a
     # shared map and a fixed slot count; which server each slot names is map data
     assert "svc_tcp_203_0_113_10_80" not in fnat.own
-    assert fnat.base["pre"] == ["ip daddr 203.0.113.10 tcp dport 80 counter meta l4proto tcp dnat ip to "
-                                "ip daddr . tcp dport . numgen inc mod 4 map @s4_tcp"]
+    assert fnat.base["dispatch"] == ["ip daddr 203.0.113.10 tcp dport 80 counter meta l4proto tcp dnat ip to "
+                                     "ip daddr . tcp dport . numgen inc mod 4 map @s4_tcp"]
     assert fnat.elems["s4_tcp"] == {("203.0.113.10", 80, s): (f"198.51.100.{12 if s == 3 else 11}", 8080)
                                     for s in range(4)}
     assert fnat.base["pre_drop"] == ["ip daddr 203.0.113.10 tcp dport 80 drop"]  # what no rule dispatched
