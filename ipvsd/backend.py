@@ -70,6 +70,9 @@ def nftables_refuses(svc: Service) -> str | None:
             return "lb_kind DR is not implemented on the nftables backend yet"
     if svc.key.fwmark == 0 and svc.key.protocol not in ("tcp", "udp", "sctp"):
         return f"protocol {svc.key.protocol} is not supported"
+    if svc.est_timeout is not None and svc.key.fwmark == 0 and svc.key.protocol != "tcp":
+        # the ct timeout policy names TCP's established state; on another protocol it would do nothing
+        return "est_timeout needs protocol TCP (it is the established-state timeout)"
     if svc.syn_proxy and svc.key.protocol != "tcp":
         return "syn_proxy needs protocol TCP"
     if svc.key.fwmark and any(d.port == 0 for d in svc.dests):

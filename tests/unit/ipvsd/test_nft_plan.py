@@ -187,3 +187,8 @@ def test_backend_choice() -> None:
               " real_server 198.51.100.11 80 {\n }\n}\n")
     ch = choose(list(Planner().plan(nat, {}).services.values()), "nftables", ipvs_available=True)
     assert not ch.errors and len(ch.notices) == 1 and "lb_algo wlc" in ch.notices[0]
+    udp = cfg("virtual_server 203.0.113.10 53 {\n lb_algo rr\n lb_kind NAT\n protocol UDP\n est_timeout 30\n"
+              " real_server 198.51.100.11 53 {\n }\n}\n")
+    ch = choose(list(Planner().plan(udp, {}).services.values()), "auto", ipvs_available=True)
+    assert ch.errors == ["k.conf:1: nftables backend (needed for est_timeout): est_timeout needs protocol TCP "
+                         "(it is the established-state timeout)"]
