@@ -16,7 +16,13 @@ Timers (keepalived ``vrrp.h``, RFC 3768/5798):
   255 waits one interval plus the minimal skew; otherwise the full master_down_interval;
 * a BACKUP hearing priority 0 takes over after the skew; hearing a lower priority with preemption on,
   it lets its down timer run out (no reset); ``preempt_delay`` accepts lower priorities until the
-  delay has passed since the first one.
+  delay has passed since the first one;
+* two address owners (keepalived's answer to a configuration error the RFC leaves open): hearing
+  priority 255 from another owner, the one with the lower address backs off like for any equal
+  priority; the one with the higher address sends two more adverts, then watches for
+  1.2 x max(both intervals): a rogue advert in that window lowers its effective priority to 254 so
+  it backs off too. 255 comes back on becoming MASTER, or as BACKUP on an advert from another master
+  or with a priority other than 255.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ class Heard:
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    kind: str  # send | vips_add | vips_del | garp | transition
+    kind: str  # send | vips_add | vips_del | garp | transition | log (reason: the message)
     priority: int = 0  # send: the priority to advertise
     old: State = State.INIT  # transition
     new: State = State.INIT  # transition
@@ -79,6 +85,10 @@ class Params:
     @property
     def owner(self) -> bool:
         return self.priority == 255
+
+
+OWNER = 255
+ROGUE_ADVERTS = 2  # adverts the owner with the higher address sends before it watches the rogue owner
 
 
 def skew(version: int, priority: int, master_interval_cs: int) -> float:
@@ -107,6 +117,9 @@ class Machine:
     master_priority: int = 0
     ignored: int = 0  # events with no table entry
     transitions: int = 0
+    rogue_counter: int = 0  # adverts still to send before watching a rogue address owner
+    rogue_interval_cs: int = 0  # the rogue owner's advertised interval
+    rogue_deadline: float | None = None  # a rogue advert before this makes us back off (254)
     _out: list[Action] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -151,6 +164,13 @@ class Machine:
         self.transitions += 1
         self._out.append(Action("transition", old=old, new=new, reason=reason))
 
+    def _log(self, message: str) -> None:
+        self._out.append(Action("log", reason=message))
+
+    def _forget_rogue(self) -> None:
+        self.rogue_counter = 0
+        self.rogue_deadline = None
+
     def _send(self, priority: int | None = None) -> None:
         self._out.append(Action("send", priority=self.effective_priority if priority is None else priority))
 
@@ -190,6 +210,10 @@ class Machine:
         self.preempt_time = None
         self.master_address = None
         self._send()
+        if self.params.owner and self.effective_priority != OWNER:
+            # keepalived restores it after that first advert: the other owner must have gone away
+            self.effective_priority = OWNER
+            self._log(f"Restoring our priority to {OWNER} since other address owner has disappeared")
         self._out.append(Action("vips_add"))
         self._out.append(Action("garp"))
         self.deadline = now + self.advert_interval()
@@ -200,6 +224,15 @@ class Machine:
 
     def _master_timer(self, now: float, arg: object) -> None:
         self._send()
+        if self.rogue_deadline is not None and now >= self.rogue_deadline:
+            self.rogue_deadline = None
+            self._log("rogue address owner appears to have stopped advertising")
+        if self.rogue_counter:
+            self.rogue_counter -= 1
+            if not self.rogue_counter:
+                # "a bit more than" the longer interval: the rogue had time to answer our two adverts
+                wait = max(self.rogue_interval_cs, self.params.interval_cs) * 1.2 / 100.0
+                self.rogue_deadline = now + wait
         # keep the phase: the next advert is one interval after the one that was due, not after now
         due = self.deadline if self.deadline is not None else now
         nxt = due + self.advert_interval()
@@ -208,6 +241,10 @@ class Machine:
     def _backup_advert(self, now: float, arg: object) -> None:
         assert isinstance(arg, Heard)
         p = self.params
+        if p.owner and self.effective_priority == OWNER - 1 and (
+                arg.src != self.master_address or arg.priority != OWNER):
+            self.effective_priority = OWNER
+            self._log(f"Restoring our priority to {OWNER} since received advert with lower priority")
         if arg.priority == 0:
             self.deadline = now + self.skew()
             return
@@ -233,6 +270,8 @@ class Machine:
             self.deadline = now + self.advert_interval()
             return
         ours = self.effective_priority
+        if p.owner and arg.priority == ours == OWNER and _addr_key(arg.src) != _addr_key(p.own_address):
+            ours = self._two_owners(now, arg)
         theirs_wins = arg.priority > ours or (arg.priority == ours and _addr_key(arg.src) > _addr_key(p.own_address))
         if not theirs_wins:
             if not p.lower_prio_no_advert:
@@ -245,10 +284,31 @@ class Machine:
             self.master_interval_cs = arg.interval_cs or p.interval_cs
         self.master_address, self.master_priority = arg.src, arg.priority
         self.preempt_time = None
+        self._forget_rogue()
         self.deadline = now + self.master_down_interval()
         self._go(State.BACKUP, f"higher priority advert from {arg.src}")
 
+    def _two_owners(self, now: float, arg: Heard) -> int:
+        """Another router claims to own the addresses too; returns our priority for the comparison."""
+        conflict = f"CONFIGURATION ERROR: local instance and {arg.src} are both configured as address owner, " \
+                   "please resolve"
+        if _addr_key(arg.src) > _addr_key(self.params.own_address):
+            self._log(conflict)  # its address is higher: we back off as for any equal priority
+        elif self.rogue_deadline is not None and now < self.rogue_deadline:
+            # it kept advertising after our two adverts: it will not back off, so we do
+            self._log(f"{arg.src} is still advertising as address owner, please resolve - reducing our priority")
+            self.rogue_deadline = None
+            self.effective_priority = OWNER - 1
+        else:
+            self.rogue_deadline = None
+            self.rogue_interval_cs = arg.interval_cs or self.params.interval_cs
+            if not self.rogue_counter:
+                self._log(conflict)
+                self.rogue_counter = ROGUE_ADVERTS
+        return self.effective_priority
+
     def _fault(self, now: float, arg: object) -> None:
+        self._forget_rogue()
         if self.state == State.MASTER:
             self._send(0)
             self._out.append(Action("vips_del"))
@@ -258,6 +318,7 @@ class Machine:
 
     def _stop(self, now: float, arg: object) -> None:
         release = bool(arg)
+        self._forget_rogue()
         if self.state == State.MASTER and release:
             self._send(0)
             self._out.append(Action("vips_del"))

@@ -349,6 +349,8 @@ class Instance:
             self._work.put_nowait(self._del_vips)
         elif a.kind == "garp":
             self._schedule_garps()
+        elif a.kind == "log":
+            log.info("(%s) %s", self.s.name, a.reason)
         elif a.kind == "transition":
             self.since = time.time()
             if a.new == State.MASTER:
