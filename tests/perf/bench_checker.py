@@ -56,8 +56,10 @@ for i in range(n):
     s.listen(512)
     listeners[s.fileno()] = (s, i < nhttp, i)
     ep.register(s.fileno(), select.EPOLLIN)
-killed = []
+killed, asked = [], []
+accepted = 0  # connections accepted so far: SIGUSR2 writes the count to OUT.count (checks made per second)
 signal.signal(signal.SIGUSR1, lambda *_: killed.append(1))
+signal.signal(signal.SIGUSR2, lambda *_: asked.append(1))
 print("ready", flush=True)
 end, done = time.monotonic() + 3600, False
 def answer(c):
@@ -87,6 +89,11 @@ while time.monotonic() < end:
             ports.append(str(base + i))
         with open(out, "w") as f:
             f.write("%f %s" % (t, ",".join(ports)))
+    if asked:
+        asked.clear()
+        with open(out + ".tmp", "w") as f:
+            f.write("%f %d" % (time.monotonic(), accepted))
+        os.replace(out + ".tmp", out + ".count")
     try:
         events = ep.poll(0.2, 4096)
     except InterruptedError:
@@ -107,6 +114,7 @@ while time.monotonic() < end:
                 break
             except OSError:
                 break
+            accepted += 1
             if not http:
                 c.close()
             elif not answer(c):

@@ -15,8 +15,10 @@ process as the test). Inside the guest, one process (this file with ``--guest``)
   retry 1, delay_before_retry 1, warmup 1) and runs both checkers on it at the same time: Debian's
   ``keepalived -C -n -l`` (its IPVS is the guest's kernel IPVS) and our checker
   (tests/integration/checkerd/driver.py: checkerd's HealthManager, the role minus the bus);
-* measures the CPU of each checker process from /proc/<pid>/stat over the same window (keepalived:
-  its checker child, from the ``-c`` pid file), then closes ``--kill`` TCP and ``--kill`` HTTP
+* measures the CPU of each checker process over the same window from /proc/<pid>/schedstat (the
+  scheduler's exact runtime; /proc/<pid>/stat's tick samples under-charge timer-driven processes),
+  keepalived's checker child found by its ``-c`` pid file, and the connections the servers accepted
+  meanwhile, hence CPU per check made, then closes ``--kill`` TCP and ``--kill`` HTTP
   listeners at a known instant and takes, per victim, the time until each checker reports it down:
   keepalived's "Removing service ..." line, our published ``health: down``. Both kinds of lines are
   stamped the same way, when they reach this process through a pipe.
@@ -52,11 +54,22 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
 
 
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of ``pid`` in clock ticks (/proc/<pid>/stat fields 14 and 15)."""
-    with open(f"/proc/{pid}/stat") as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    return int(rest[11]) + int(rest[12])
+def cpu_seconds(pid: int) -> float:
+    """CPU time of ``pid`` in seconds: the scheduler's exact runtime (/proc/<pid>/schedstat) where the
+    kernel has it, else utime + stime (/proc/<pid>/stat), which is sampled at each tick: a process
+    that wakes on a timer tick and sleeps before the next one is under-charged there, and the
+    checkers' timers make exactly that pattern."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_source() -> str:
+    return "schedstat" if os.path.exists("/proc/self/schedstat") else "stat ticks"
 
 
 def guest_idle() -> tuple[int, int]:
@@ -169,10 +182,24 @@ def phase(a: argparse.Namespace, tmp: Path, who: list[str]) -> dict:
         started_in = time.monotonic() - t_start
         time.sleep(4)  # warmup spread (1 s) + keepalived loading its IPVS table + a first full round
         early = {r.name: len(r.down) for r in runs}
-        tick = os.sysconf("SC_CLK_TCK")
-        c0, s0, (i0, a0), t0 = [cpu_ticks(r.pid) for r in runs], cpu_ticks(srv.pid), guest_idle(), time.monotonic()
+
+        def accepted() -> tuple[float, int]:
+            """The servers' count of accepted connections (= check attempts that connected)."""
+            count = tmp / "killed.count"
+            count.unlink(missing_ok=True)
+            os.kill(srv.pid, signal.SIGUSR2)
+            for _ in range(100):
+                if count.exists():
+                    t, c = count.read_text().split()
+                    return float(t), int(c)
+                time.sleep(0.05)
+            raise SystemExit("the test servers did not report their count")
+
+        n0 = accepted()
+        c0, s0, (i0, a0), t0 = [cpu_seconds(r.pid) for r in runs], cpu_seconds(srv.pid), guest_idle(), time.monotonic()
         time.sleep(a.seconds)
-        c1, s1, (i1, a1), t1 = [cpu_ticks(r.pid) for r in runs], cpu_ticks(srv.pid), guest_idle(), time.monotonic()
+        c1, s1, (i1, a1), t1 = [cpu_seconds(r.pid) for r in runs], cpu_seconds(srv.pid), guest_idle(), time.monotonic()
+        n1 = accepted()
         os.kill(srv.pid, signal.SIGUSR1)
         for _ in range(100):
             if killed.exists() and killed.read_text():
@@ -192,8 +219,10 @@ def phase(a: argparse.Namespace, tmp: Path, who: list[str]) -> dict:
         win = t1 - t0
         return {
             "who": who, "victims": len(victims), "window": win, "started_in": started_in,
-            "cpu": {r.name: 100 * (c1[i] - c0[i]) / tick / win for i, r in enumerate(runs)},
-            "servers_cpu": 100 * (s1 - s0) / tick / win,
+            "cpu": {r.name: 100 * (c1[i] - c0[i]) / win for i, r in enumerate(runs)},
+            "cpu_source": cpu_source(),
+            "servers_cpu": 100 * (s1 - s0) / win,
+            "checks_per_s": (n1[1] - n0[1]) / (n1[0] - n0[0]),  # all checkers of the phase together
             "guest_idle": 100 * (i1 - i0) / max(1, a1 - a0),
             "rss": {r.name: rss(r.pid) for r in runs},
             "early_downs": early,
@@ -246,12 +275,16 @@ def host(a: argparse.Namespace) -> None:
           f"{d['tcp']} TCP_CHECK + {d['http']} HTTP_GET real servers, delay_loop 1 s, {how} "
           f"(scaled down from 10,000 + 2,000: UML syscalls are slow)")
     cpus: dict[str, list[float]] = {}
+    per: dict[str, list[float]] = {}  # CPU microseconds per check made
     lat: dict[str, list[float]] = {}
     for ph in d["phases"]:
-        print(f"phase {' + '.join(ph['who'])}: guest CPU idle {ph['guest_idle']:.0f}% over {ph['window']:.0f} s, "
-              f"test servers {ph['servers_cpu']:.1f}%, started in {ph['started_in']:.1f} s")
+        print(f"phase {' + '.join(ph['who'])} (CPU from {ph.get('cpu_source', 'stat ticks')}): guest CPU idle {ph['guest_idle']:.0f}% over {ph['window']:.0f} s, "
+              f"test servers {ph['servers_cpu']:.1f}%, started in {ph['started_in']:.1f} s; connections made "
+              f"{ph['checks_per_s']:.0f}/s (due: {len(ph['who']) * (d['tcp'] + d['http'])}/s)")
         for who in ph["who"]:
             cpus.setdefault(who, []).append(ph["cpu"][who])
+            if len(ph["who"]) == 1:  # alone: every connection the servers saw is this checker's
+                per.setdefault(who, []).append(1e4 * ph["cpu"][who] / ph["checks_per_s"])
             lat.setdefault(who, []).extend(ph["latency"][who])
             xs = ph["latency"][who]
             print(f"  {who:>10}: CPU {ph['cpu'][who]:.1f}% of one core, RSS {ph['rss'][who]:.0f} MiB, "
@@ -268,7 +301,12 @@ def host(a: argparse.Namespace) -> None:
         print(f"{w:>10} over {a.rounds} phase(s): CPU median {cpu[w]:.1f}% of one core; death->down pooled "
               f"p50 {pct(xs, 0.5):.3f} s, p99 {pct(xs, 0.99):.3f} s, max {xs[-1] if xs else float('nan'):.3f} s "
               f"({len(xs)} victims)")
+    for w, x in per.items():
+        print(f"{w:>10}: CPU per check made, median {statistics.median(x):.0f} us (a checker that falls behind "
+              f"makes fewer checks and shows less CPU)")
     ka, ours = cpu.get("keepalived", 0.0), cpu.get("ours", 0.0)
+    if "keepalived" in per and "ours" in per:
+        print(f"ratio ours/keepalived: CPU per check {statistics.median(per['ours']) / statistics.median(per['keepalived']):.2f}; ", end="")
     print(f"ratio ours/keepalived: CPU {ours / ka if ka else float('nan'):.2f}", end="")
     lk, lo = sorted(lat.get("keepalived", [])), sorted(lat.get("ours", []))
     if lk and lo:
