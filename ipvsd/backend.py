@@ -11,7 +11,9 @@
 A request a backend cannot honour is an error at start with FILE:LINE and the reason, never a silent
 approximation. The announced approximations, logged once per virtual server: lc/wlc/sed/nq on
 nftables re-weight a weighted round-robin from conntrack's connection counts every 0.5 s
-(``ipvsd.leastconn``); lblc/lblcr/fo/ovf/twos are served as weighted round-robin.
+(``ipvsd.leastconn``); lblc/lblcr/fo/ovf/twos are served as weighted round-robin. DR on nftables
+(``ipvsd.nft_dr``: netdev ingress ``fwd``) takes lb_algo sh or mh only (a per-flow hash; no connection
+table there), IPv4 address services, no persistence; anything else is refused with the reason.
 """
 
 from __future__ import annotations
@@ -63,11 +65,13 @@ def needs_nftables(svc: Service) -> str | None:
 
 def nftables_refuses(svc: Service) -> str | None:
     """Why the nftables backend cannot serve a service (None when it can)."""
+    from ipvsd.nft_dr import dr_refuses, is_dr
+
+    if is_dr(svc):
+        return dr_refuses(svc)
     for d in svc.dests:
         if d.method == "TUN":
             return "lb_kind TUN needs kernel IPVS (ipip tunnels are not built by the nftables backend)"
-        if d.method == "DR":
-            return "lb_kind DR is not implemented on the nftables backend yet"
     if svc.key.fwmark == 0 and svc.key.protocol not in ("tcp", "udp", "sctp"):
         return f"protocol {svc.key.protocol} is not supported"
     if svc.est_timeout is not None and svc.key.fwmark == 0 and svc.key.protocol != "tcp":

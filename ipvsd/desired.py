@@ -99,6 +99,7 @@ class Service:
     # aside: the nftables backend sizes a service's scheduling slots from it once, so that health events
     # move map elements and never the service's rules.
     configured: tuple[tuple[str, int, int], ...] = ()
+    bind_dev: str | None = None  # vip_bind_dev: the client-facing device (DR on nftables hooks there)
 
     def live_dests(self) -> tuple[Dest, ...]:
         """Real servers that receive new connections (weight > 0)."""
@@ -210,7 +211,7 @@ class Planner:
                 flags=scheduler_flags(vs), persistence_timeout=vs.persistence_timeout,
                 persistence_netmask=netmask,
                 laddrs=pools.get(vs.laddr_group_name, ()) if vs.laddr_group_name else (),
-                syn_proxy=vs.syn_proxy, est_timeout=vs.est_timeout,
+                syn_proxy=vs.syn_proxy, est_timeout=vs.est_timeout, bind_dev=vs.vip_bind_dev,
                 dests=tuple(sorted(dests)), sorry_active=any(d.sorry and d.weight > 0 for d in dests))
             conf = [(rs.address, rs.port, rs.weight) for rs in vs.real_servers]
             if vs.sorry_server is not None:

@@ -945,7 +945,27 @@ class NftBackend:
         t = f"{FAMILY} {TABLE}"
         return [f"flush map {t} {GEN_MAP}", f"add element {t} {GEN_MAP} {{ 0 : {gen} }}"]
 
+    def _dr(self) -> Any:
+        # DR services live in their own netdev tables (ipvsd.nft_dr); made on first use so fakes stay simple
+        dr = self.__dict__.get("dr_plane")
+        if dr is None:
+            from ipvsd.nft_dr import DrPlane
+
+            dr = self.dr_plane = DrPlane(self.nft)
+        return dr
+
     def reconcile(self, services: dict[ServiceKey, Service]) -> int:
+        from ipvsd.nft_dr import is_dr
+
+        dr = {k: s for k, s in services.items() if is_dr(s)}
+        n_dr = self._dr().reconcile(dr)
+        if dr:
+            services = {k: s for k, s in services.items() if k not in dr}
+        n = self._reconcile_inet(services)
+        self.programmed.update(dr)
+        return n + n_dr
+
+    def _reconcile_inet(self, services: dict[ServiceKey, Service]) -> int:
         self.__dict__.setdefault("_loaded", True)
         known = self._verified()
         cmds: list[str] | None = None
@@ -1059,6 +1079,22 @@ class NftBackend:
         """A health event: only ``keys`` moved. When none of them changes beyond map elements (real servers,
         weights, sorry server), send those element updates as one batch without reading the table;
         otherwise fall back to the full reconcile. ``phase``: new numgen positions (lc re-weighting)."""
+        from ipvsd.nft_dr import is_dr
+
+        dr_keys = {k for k in keys if (k in services and is_dr(services[k]))
+                   or (k in self.programmed and is_dr(self.programmed[k]))}
+        n_dr = 0
+        if dr_keys:
+            # a DR service's membership is its rule in its device's netdev table: that table is re-checked
+            n_dr = self._dr().reconcile({k: s for k, s in services.items() if is_dr(s)})
+            for key in dr_keys:
+                if key in services:
+                    self.programmed[key] = services[key]
+                else:
+                    self.programmed.pop(key, None)
+            keys = keys - dr_keys
+            if not keys:
+                return n_dr
         cmds: list[str] = []
         old_phase = dict(self.phase)
         if phase:

@@ -171,6 +171,11 @@ class Engine:
         for n in ch.notices:
             log.warning("%s", n)
         if self._nft_factory is None:  # the real data plane (tests with fakes have no interfaces to look at)
+            from ipvsd import nft_dr
+
+            dr_errors = nft_dr.check({k: s for k, s in trial.services.items() if ch.backend.get(k) == "nftables"})
+            if dr_errors:
+                raise ConfigRefused(dr_errors)
             self._warn_missing_laddrs(trial.services)
         self.config = config
         self.assign = ch.backend

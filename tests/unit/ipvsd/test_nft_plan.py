@@ -178,7 +178,12 @@ def test_backend_choice() -> None:
     dr = cfg("virtual_server 203.0.113.10 80 {\n lb_algo wlc\n lb_kind DR\n protocol TCP\n"
              " real_server 198.51.100.11 80 {\n }\n}\n")
     ch = choose(list(Planner().plan(dr, {}).services.values()), "nftables", ipvs_available=True)
-    assert ch.errors == ["k.conf:1: nftables backend: lb_kind DR is not implemented on the nftables backend yet"]
+    assert ch.errors == ["k.conf:1: nftables backend: lb_kind DR on nftables schedules by a per-flow hash only "
+                         "(no connection table at the ingress hook): lb_algo wlc cannot be honoured, use sh or mh"]
+    dr_sh = cfg("virtual_server 203.0.113.10 80 {\n lb_algo sh\n lb_kind DR\n protocol TCP\n"
+                " real_server 198.51.100.11 80 {\n }\n}\n")
+    ch = choose(list(Planner().plan(dr_sh, {}).services.values()), "nftables", ipvs_available=True)
+    assert not ch.errors and set(ch.backend.values()) == {"nftables"}
     tun = cfg("virtual_server 203.0.113.10 80 {\n lb_algo wlc\n lb_kind TUN\n protocol TCP\n"
               " real_server 198.51.100.11 80 {\n }\n}\n")
     ch = choose(list(Planner().plan(tun, {}).services.values()), "auto", ipvs_available=False)
