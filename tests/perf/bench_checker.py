@@ -187,10 +187,12 @@ def main() -> None:
         print(f"configuration loaded and checkers started in {time.monotonic() - t_load:.1f} s")
         time.sleep(3)  # warmup spread (1 s) + a first full round
         proc, sproc = python_of(drv.pid), python_of(srv.pid)
+        m0 = psutil.cpu_times()
         u0, s0, t0 = proc.cpu_times()[:2], sum(sproc.cpu_times()[:2]), time.monotonic()
         c0 = sum(u0)
         time.sleep(a.seconds)
         u1, s1, t1 = proc.cpu_times()[:2], sum(sproc.cpu_times()[:2]), time.monotonic()
+        m1 = psutil.cpu_times()
         c1 = sum(u1)
         early = [e["data"].get("reason", "") for e in list(events) if e["data"] and e["data"].get("health") == "down"]
         downs_before = len(early)
@@ -229,6 +231,12 @@ def main() -> None:
                       f"max {e['data']['max']:.1f} ms")
         print(f"checker loop lag (10 ms sleeps): steady {worst(t0, t1)}; after the kill {worst(float(tk), float(tk) + 6)}")
         print(f"test servers' CPU: {100 * (s1 - s0) / (t1 - t0):.1f}% of one core (one epoll loop)")
+        # what else ran: a shared machine starves the checker, and the figures above then mean little
+        busy = sum(m1) - sum(m0) - (m1.idle - m0.idle) - (getattr(m1, "iowait", 0) - getattr(m0, "iowait", 0))
+        soft = getattr(m1, "softirq", 0) - getattr(m0, "softirq", 0)  # loopback TCP is mostly softirq
+        others = busy - soft - (c1 - c0) - (s1 - s0)
+        print(f"machine: {100 * busy / (t1 - t0):.0f}% busy of {psutil.cpu_count()} x 100%: softirq "
+              f"{100 * soft / (t1 - t0):.0f}%, other processes {100 * others / (t1 - t0):.0f}%")
         print(f"down events: {len(lat)}/{len(victims)}; latency p50 {pct(0.5):.3f} s, p99 {pct(0.99):.3f} s, "
               f"max {lat[-1] if lat else float('nan'):.3f} s (keepalived's bound: 2 s + 50 ms)")
         print("keepalived side: not run (its checker needs IPVS, i.e. User-Mode Linux)")
