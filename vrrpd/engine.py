@@ -315,15 +315,16 @@ class Engine:
             tx_if, tx_index, garp_if, garp_mac = s.interface, ifindex, s.interface, mac
             if s.vmac:
                 try:
-                    vindex = await ensure_vmac(self.kernel, s.vmac, s.interface, vmac_address(s.vrid, 4))
+                    vindex = await ensure_vmac(self.kernel, s.vmac, s.interface, vmac_address(s.vrid, s.family),
+                                               src if s.family == 6 else None)
                 except Exception as e:
                     self._no_source(inst, f"cannot set up VMAC {s.vmac}: {e}")
                     continue
                 self.vmacs.add(s.vmac)
-                if s.interface not in self.base_sysctls:
+                if s.family == 4 and s.interface not in self.base_sysctls:
                     # the base must not answer ARP for the VIPs its VMACs hold (keepalived does the same)
                     self.base_sysctls[s.interface] = set_sysctls(s.interface, {"arp_ignore": "1", "arp_filter": "1"})
-                garp_if, garp_mac = s.vmac, vmac_address(s.vrid, 4)
+                garp_if, garp_mac = s.vmac, vmac_address(s.vrid, s.family)
                 if not s.vmac_xmit_base:
                     tx_if, tx_index = s.vmac, vindex
             try:

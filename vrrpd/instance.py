@@ -109,7 +109,7 @@ def settings(inst: VrrpInstance, g: GlobalDefs, scripts: dict[str, tuple[int, bo
     preempt = (not inst.nopreempt) or initial_master or prio == 255
     preempt_delay = 0.0 if (not preempt or strict or initial_master) else inst.preempt_delay
 
-    vmac = (inst.vmac_name or f"vrrp.{inst.virtual_router_id}") if inst.use_vmac and family == 4 else None
+    vmac = (inst.vmac_name or f"vrrp.{inst.virtual_router_id}") if inst.use_vmac else None
 
     def vips(lst: list[Any]) -> tuple[VipSpec, ...]:
         out = []

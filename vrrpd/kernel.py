@@ -178,11 +178,16 @@ def vmac_address(vrid: int, family: int) -> str:
     return f"00:00:5e:00:0{1 if family == 4 else 2}:{vrid:02x}"
 
 
-async def ensure_vmac(kernel: Kernel, name: str, base: str, mac: str) -> int:
+async def ensure_vmac(kernel: Kernel, name: str, base: str, mac: str, link_local: str | None = None) -> int:
     """A private macvlan ``name`` on ``base`` with ``mac``, up; returns its index (created if missing).
 
     As keepalived sets on its VMACs: arp_ignore=1 and arp_filter=1 (only the VMAC answers for the VIPs
-    it holds), accept_local=1 and rp_filter=0 (our adverts come back through the base interface)."""
+    it holds), accept_local=1 and rp_filter=0 (our adverts come back through the base interface).
+
+    IPv6 (``link_local``: the base's link-local address): the VMAC must not make its own link-local
+    address from the shared virtual MAC (every router would get the same one), so address generation is
+    off and the base's link-local address is put on it instead (nodad), as keepalived does; adverts and
+    unsolicited NAs then leave from the VMAC with the router's own source."""
     ipr = kernel.ipr
     assert ipr is not None
     index = await kernel.ifindex(name)
@@ -205,7 +210,20 @@ async def ensure_vmac(kernel: Kernel, name: str, base: str, mac: str) -> int:
                 f.write(value)
         except OSError:
             pass  # best effort, as keepalived
+    if link_local is not None:
+        try:  # before the link goes up, or the kernel has already made fe80::200:5eff:fe00:2xx
+            with open(f"/proc/sys/net/ipv6/conf/{name}/addr_gen_mode", "w", encoding="ascii") as f:
+                f.write("1")
+        except OSError:
+            pass
     await ipr.link("set", index=index, state="up")
+    if link_local is not None:
+        try:
+            await ipr.addr("add", index=index, address=link_local.split("%", 1)[0], prefixlen=64,
+                           family=socket.AF_INET6, scope=RT_SCOPE_LINK, flags=IFA_F_NODAD)
+        except NetlinkError as e:
+            if e.code != errno.EEXIST:
+                raise NetlinkFailure(e.code, f"cannot add {link_local} to {name}: {e}")
     return index
 
 

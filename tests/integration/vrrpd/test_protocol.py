@@ -251,6 +251,46 @@ def test_use_vmac_keeps_the_virtual_mac_across_failover(lab: LabBridge, routers:
     assert "vrrp.51" not in r1.ns.links()  # the VMAC goes with the daemon
 
 
+def test_use_vmac_ipv6_keeps_the_virtual_mac_and_own_link_local(lab: LabBridge, routers: list[Router],
+                                                                 tmp_path: Path) -> None:
+    r0, r1 = routers
+    client = lab.hosts[2]
+    vmac, vip6 = "00:00:5e:00:02:34", "fd00::100/64"
+    cap = Capture(lab, tmp_path)
+    r0.start(conf(instance_conf(prio=150, adv=0.1, vips=(vip6,), vrid=52, extra="  use_vmac vrrp6\n")))
+    r0.wait_state("MASTER", timeout=15)
+    r1.start(conf(instance_conf(prio=100, adv=0.1, vips=(vip6,), vrid=52, extra="  use_vmac vrrp6\n")))
+    r1.wait_state("BACKUP", timeout=15)
+    for r in (r0, r1):
+        link = r.ns.ip_json("link", "show", "vrrp6")[0]
+        assert link["address"] == vmac
+        # no link-local made from the shared MAC: the router's own one, as on its base interface
+        lls = r.ns.address_cidrs("vrrp6", scope="link")
+        assert lls == r.ns.address_cidrs("eth0", scope="link") and len(lls) == 1
+        assert "fe80::200:5eff:fe00:234/64" not in lls
+    assert vip6 in r0.ns.address_cidrs("vrrp6") and vip6 not in r1.ns.address_cidrs("vrrp6")
+
+    def ping() -> bool:
+        return client.run(["ping", "-6", "-c", "1", "-W", "1", "fd00::100"], check=False).returncode == 0
+
+    def neigh() -> str:
+        return client.run(["ip", "-6", "neigh", "show", "fd00::100"]).stdout
+    assert wait_for(ping, 5, interval=0.2)
+    assert vmac in neigh()
+    r0.kill_all()
+    r1.wait_state("MASTER", timeout=3)
+    assert vip6 in r1.ns.address_cidrs("vrrp6")
+    assert wait_for(ping, 5, interval=0.2)
+    assert vmac in neigh()  # the client kept the virtual MAC
+    cap.stop()
+    ads = cap.adverts()
+    own = {next(iter(r.ns.address_cidrs("eth0", scope="link"))).split("/")[0] for r in (r0, r1)}
+    assert ads and all(a.dst == "ff02::12" for a in ads)
+    assert {a.src for a in ads} == own  # each router's own link-local, never a shared one
+    assert r1.stop() == 0
+    assert "vrrp6" not in r1.ns.links()
+
+
 SMTP_SINK = r'''
 import asyncio, sys
 out = open(sys.argv[2], "a")

@@ -117,3 +117,21 @@ def test_script_security_check(tmp_path: Path) -> None:
     f.chmod(0o755)
     os.chown(f, 1000, 1000)
     assert insecure(str(f))
+
+
+def test_use_vmac_for_ipv6_gets_the_ipv6_virtual_mac_and_holds_the_vips() -> None:
+    from vrrpd.kernel import vmac_address
+    s = _settings("""
+vrrp_instance V6 {
+    interface eth0
+    virtual_router_id 52
+    use_vmac
+    virtual_ipaddress {
+        fe80::52/64
+        fd00::52/64
+    }
+}
+""")
+    assert s.family == 6 and s.vmac == "vrrp.52"
+    assert {v.dev for v in s.vips} == {"vrrp.52"}
+    assert vmac_address(52, 6) == "00:00:5e:00:02:34" and vmac_address(52, 4) == "00:00:5e:00:01:34"
