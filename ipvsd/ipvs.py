@@ -5,7 +5,10 @@ sends only the difference: a service that already matches is not touched (statis
 kept), a changed scheduler/flags/timeout is a ``set`` of the service, a changed weight a ``set`` of the
 destination. Ownership: the services this role created are recorded (``owned``, persisted by the
 caller in the run dir), so after a crash the ones the new configuration no longer has are deleted,
-while services someone else created are left alone unless ``lvs_flush``.
+while services someone else created are left alone unless ``lvs_flush``. global_defs' ``lvs_timeouts``
+are the kernel's IPVS connection timeouts (SET_CONFIG): set on start and on a reload that changes them,
+compared first with the kernel's (GET_CONFIG), values not given left as they are; not restored on stop
+(as keepalived).
 
 Speed: the changes of one reconcile go out in batches (up to :data:`BATCH` requests in one ``send``,
 every one acknowledged separately, so one refused entry is reported and the rest still apply), and the
@@ -299,6 +302,35 @@ class IpvsBackend:
             for k in only:
                 self.programmed.pop(k, None)
             self.programmed.update(services)
+        return self.ops - before
+
+    def timeouts(self) -> tuple[int, int, int] | None:
+        """The kernel's IPVS connection timeouts (tcp, tcpfin, udp), as ``ipvsadm -L --timeout`` shows them."""
+        res = self._run_batch([(wire.FLAGS_REQ, wire.config(wire.CMD_GET_CONFIG))])
+        msgs, err = res[0]
+        if err is not None:
+            log.debug("IPVS: cannot read the timeouts: %s", err)
+            return None
+        for m in msgs:
+            got = wire.parse_config(m.data, m.offset)
+            if got is not None:
+                return got
+        return None
+
+    def set_timeouts(self, tcp: int | None, tcpfin: int | None, udp: int | None) -> int:
+        """global_defs' lvs_timeouts: set the values given, only when the kernel holds others (a restart
+        against a kernel that already has them sends nothing); values not given stay as they are."""
+        want = (tcp, tcpfin, udp)
+        if all(v is None for v in want):
+            return 0
+        have = self.timeouts()
+        if have is not None and all(w is None or w == h for w, h in zip(want, have, strict=True)):
+            return 0
+        before = self.ops
+        log.info("Setting IPVS connection timeouts: tcp %s tcpfin %s udp %s",
+                 *("unchanged" if v is None else str(v) for v in want))
+        self._do("set timeouts", wire.FLAGS_REQ, wire.config(wire.CMD_SET_CONFIG, tcp, tcpfin, udp))
+        self._flush()
         return self.ops - before
 
     def clear(self, flush_all: bool = False) -> int:

@@ -18,7 +18,10 @@ import struct
 # genetlink commands (linux/ip_vs.h)
 CMD_NEW_SERVICE, CMD_SET_SERVICE, CMD_DEL_SERVICE, CMD_GET_SERVICE = 1, 2, 3, 4
 CMD_NEW_DEST, CMD_SET_DEST, CMD_DEL_DEST, CMD_GET_DEST = 5, 6, 7, 8
+CMD_SET_CONFIG, CMD_GET_CONFIG = 12, 13
 CMD_ATTR_SERVICE, CMD_ATTR_DEST = 1, 2
+# IPVS_CMD_ATTR_TIMEOUT_*: the connection timeouts (seconds) of SET_CONFIG / GET_CONFIG
+CMD_ATTR_TIMEOUT_TCP, CMD_ATTR_TIMEOUT_TCP_FIN, CMD_ATTR_TIMEOUT_UDP = 4, 5, 6
 GENL_VERSION = 1
 
 # IPVS_SVC_ATTR_*
@@ -88,6 +91,26 @@ def payload(cmd: int, service: bytes, dest_attrs: bytes | None = None) -> bytes:
     if dest_attrs is not None:
         out += nla(CMD_ATTR_DEST, dest_attrs)
     return out
+
+
+def config(cmd: int, tcp: int | None = None, tcpfin: int | None = None, udp: int | None = None) -> bytes:
+    """SET_CONFIG / GET_CONFIG payload: only the timeouts given are carried (the kernel keeps the others)."""
+    out = struct.pack("=BBH", cmd, GENL_VERSION, 0)
+    for kind, v in ((CMD_ATTR_TIMEOUT_TCP, tcp), (CMD_ATTR_TIMEOUT_TCP_FIN, tcpfin), (CMD_ATTR_TIMEOUT_UDP, udp)):
+        if v is not None:
+            out += _u32(kind, v)
+    return out
+
+
+def parse_config(buf: bytes | memoryview, offset: int) -> tuple[int, int, int] | None:
+    """(tcp, tcpfin, udp) from a GET_CONFIG answer at ``offset`` (netlink header first)."""
+    length = struct.unpack_from("=I", buf, offset)[0]
+    top = attrs(buf, offset + 20, offset + length)
+    got = [top.get(k) for k in (CMD_ATTR_TIMEOUT_TCP, CMD_ATTR_TIMEOUT_TCP_FIN, CMD_ATTR_TIMEOUT_UDP)]
+    if any(v is None or len(v) < 4 for v in got):
+        return None
+    tcp, fin, udp = (int(struct.unpack_from("=I", v)[0]) for v in got if v is not None)
+    return tcp, fin, udp
 
 
 def frame(msg_type: int, flags: int, seq: int, pid: int, body: bytes) -> bytes:

@@ -77,6 +77,7 @@ class Engine:
         self._by_vs: dict[str, list[ServiceKey]] = {}  # virtual server -> its kernel services
         self._nft_want: dict[ServiceKey, Service] = {}  # what the nftables backend was last asked to hold
         self.sysctl_wanted: dict[str, str] = {}
+        self.timeouts_said = False  # the once-only notice that lvs_timeouts do nothing on nftables
 
     # -- state file --------------------------------------------------------------------------------
 
@@ -235,12 +236,27 @@ class Engine:
                 be = self._ipvs(flush)
                 res.changes += be.reconcile(ipvs_svcs, None)
                 self.ipvs_synced = True
+                if hasattr(be, "set_timeouts"):
+                    g = self.config.global_defs
+                    res.changes += be.set_timeouts(g.lvs_timeout_tcp, g.lvs_timeout_tcpfin, g.lvs_timeout_udp)
+        self._timeouts_notice(nft_svcs)
         if self.sysctl is not None and nft_svcs:
             # conntrack sysctls exist only once nftables' NAT rules loaded conntrack: a second look
             self.sysctl.want(self.sysctl_wanted)
         self._save_state()
         self.synced = True
         return res
+
+    def _timeouts_notice(self, nft_svcs: dict[ServiceKey, Service]) -> None:
+        """lvs_timeouts are kernel IPVS settings: nftables has no such global (its conntrack timeouts are
+        the whole host's, not the load balancer's), so say once that they are not applied there."""
+        assert self.config is not None
+        g = self.config.global_defs
+        given = any(v is not None for v in (g.lvs_timeout_tcp, g.lvs_timeout_tcpfin, g.lvs_timeout_udp))
+        if given and nft_svcs and not self.timeouts_said:
+            self.timeouts_said = True
+            log.warning("lvs_timeouts is not applied to the services on the nftables backend (it sets kernel "
+                        "IPVS timeouts; nftables services keep conntrack's own timeouts)")
 
     def _update_part(self, vs: set[str]) -> Result:
         """A health event: plan the virtual servers in ``vs`` alone and hand each backend only the services

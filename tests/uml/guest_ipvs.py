@@ -151,6 +151,25 @@ def traffic(run: str) -> dict[str, Any]:
     return out
 
 
+def shown_timeouts() -> str:
+    return subprocess.run(["ipvsadm", "-L", "--timeout"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def timeouts(run: str) -> dict[str, Any]:
+    """lvs_timeouts at start, unchanged on a restart, a reload changing one value (the others kept)."""
+    vs = B.split("virtual_server 192.0.2.10 53")[0]
+    g = "global_defs {\n    lvs_timeouts tcp 7200 tcpfin 60 udp 200\n}\n"
+    out: dict[str, Any] = {"before": shown_timeouts()}
+    e = Engine(run)
+    out["start_ops"] = e.configure(conf(g + vs)).changes
+    out["start"] = shown_timeouts()
+    out["restart_ops"] = Engine(run).configure(conf(g + vs)).changes
+    out["reload_ops"] = e.configure(conf(g.replace("tcp 7200 tcpfin 60 udp 200", "tcpfin 30") + vs)).changes
+    out["reload"] = shown_timeouts()
+    e.stop(True)
+    return out
+
+
 def main() -> int:
     out: dict[str, Any] = {}
     # Inside the guest only: real servers must be routable for IPVS to accept them ("address not unicast").
@@ -207,6 +226,7 @@ def main() -> int:
         out["fnat_error"] = None
     except ConfigRefused as e:
         out["fnat_error"] = e.errors
+    out["timeouts"] = timeouts(run)
     print("GUEST-JSON-BEGIN")
     print(json.dumps(out))
     print("GUEST-JSON-END")

@@ -77,3 +77,12 @@ def test_real_tcp_traffic_through_kernel_ipvs_nat(ipvs_guest: GuestRun) -> None:
     assert st["active"] + st["inactive"] == 6
     # a real server down: the next connections all go to the other one
     assert [a.split()[2] for a in t["after_down"]] == ["198.51.100.22"] * 3
+
+
+def test_lvs_timeouts_set_in_the_kernel(ipvs_guest: GuestRun) -> None:
+    t = ipvs_guest.data["timeouts"]
+    assert t["before"] == "Timeout (tcp tcpfin udp): 900 120 300"  # the kernel's defaults
+    assert t["start"] == "Timeout (tcp tcpfin udp): 7200 60 200"
+    assert t["start_ops"] == 4  # the service, its two real servers, the timeouts
+    assert t["restart_ops"] == 0  # the kernel already holds them: nothing sent
+    assert t["reload_ops"] == 1 and t["reload"] == "Timeout (tcp tcpfin udp): 7200 30 200"  # only tcpfin changed
