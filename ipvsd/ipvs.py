@@ -84,6 +84,31 @@ def ipvs_available() -> bool:
         return False
 
 
+SYS_IPIP = "/sys/module/ipip"
+
+
+def ipip_available(sys_module: str = SYS_IPIP) -> bool:
+    """Whether the kernel has ipip support, for lb_kind TUN (ipip, the default tunnel type).
+
+    ``/sys/module/ipip`` exists when ipip is loaded or built in (it has parameters), so it is the one
+    place to look (``/proc/modules`` lists loadable modules only). When it is absent the kernel is given
+    its chance to autoload the module without creating anything: looking up the interface ``tunl0``
+    (an ``SIOCGIFINDEX`` ioctl) makes the kernel request ``netdev-tunl0``, an alias of ipip, whose
+    loading only adds ipip's fallback device ``tunl0`` (down, no address). Creating a throwaway ipip link
+    through rtnetlink would autoload it too, but changes the host's interfaces: not done.
+
+    Note: the director's IPVS encapsulates TUN packets itself (ip_vs.ko does not depend on ipip.ko); the
+    real servers need ipip to decapsulate. This check refuses a TUN configuration on a host whose kernel
+    has no ipip at all, as the issue asks; it is not proof that the real servers have it."""
+    if os.path.exists(sys_module):
+        return True
+    try:
+        socket.if_nametoindex("tunl0")
+    except OSError:
+        pass  # no such device (yet): the module request, if any, has been made
+    return os.path.exists(sys_module)
+
+
 @dataclass(frozen=True)
 class KService:
     """A service as read back from the kernel (the fields we program)."""

@@ -51,7 +51,7 @@ class Engine:
     def __init__(self, run_dir: str | None, *, ipvs_probe: Callable[[], bool] | None = None,
                  nft_factory: Callable[[], Any] | None = None,
                  ipvs_factory: Callable[[set[ServiceKey], bool], Any] | None = None,
-                 sysctls: bool = True) -> None:
+                 sysctls: bool = True, ipip_probe: Callable[[], bool] | None = None) -> None:
         self.run_dir = run_dir
         self.planner = Planner()
         self.health: dict[str, dict[str, Any]] = {}
@@ -61,6 +61,7 @@ class Engine:
         self._ipvs_probe = ipvs_probe
         self._nft_factory = nft_factory
         self._ipvs_factory = ipvs_factory
+        self._ipip_probe = ipip_probe
         self.nft: Any = None
         self.ipvs: Any = None
         self.ipvs_ok: bool | None = None
@@ -169,6 +170,9 @@ class Engine:
         ch = choice.choose(trial.services.values(), setting, ipvs_ok)
         if ch.errors:
             raise ConfigRefused(ch.errors)
+        tun_errors = self._check_tun(trial.services, ch.backend)
+        if tun_errors:
+            raise ConfigRefused(tun_errors)
         for n in ch.notices:
             log.warning("%s", n)
         if self._nft_factory is None:  # the real data plane (tests with fakes have no interfaces to look at)
@@ -181,6 +185,30 @@ class Engine:
         self.config = config
         self.assign = ch.backend
         return self.update(full=True)
+
+    def _check_tun(self, services: dict[ServiceKey, Service], backend: dict[ServiceKey, str]) -> list[str]:
+        """lb_kind TUN (tunnel type ipip, the default) on kernel IPVS needs the kernel's ipip support:
+        refused with FILE:LINE when it has none (ipvsd.ipvs.ipip_available), never left to fail later."""
+        tun = [s for k, s in services.items() if backend.get(k) == "ipvs"
+               and any(d.method == "TUN" and d.tun_type in (None, "ipip") for d in s.dests)]
+        if not tun:
+            return []
+        if self._ipip_probe is not None:
+            ok = self._ipip_probe()
+        else:
+            from ipvsd.ipvs import ipip_available
+
+            ok = ipip_available()
+        if ok:
+            return []
+        said: set[str] = set()
+        out = []
+        for s in tun:
+            if s.source not in said:  # a virtual_server_group's services share one source line
+                said.add(s.source)
+                out.append(f"{s.source}: lb_kind TUN (tunnel type ipip) needs the kernel's ipip support, and this "
+                           "kernel has none (no /sys/module/ipip, and the module could not be loaded)")
+        return out
 
     def _warn_missing_laddrs(self, services: dict[ServiceKey, Service]) -> None:
         """Pool addresses that are on no interface cannot source anything: name them (adding them is the

@@ -27,6 +27,7 @@ FULL = """\
 def test_configuration_lands_in_the_kernel_exactly(ipvs_guest: GuestRun) -> None:
     d = ipvs_guest.data
     assert d["errors"] == []
+    assert d["ipip"] is True  # the real probe sees the guest's ipip (lb_kind TUN needs it)
     assert d["a"] == FULL
     assert d["a_ops"] == 11  # 5 services + 6 real servers, nothing else
 
