@@ -57,7 +57,8 @@ DEFAULT_SCRIPT_USER = "keepalived_script"
 
 def insecure(program: str) -> bool:
     """keepalived's script security: the program, or a directory above it, can be changed by someone
-    other than root (owned by another user, or group/other-writable; a sticky directory is fine)."""
+    other than root (owned by another user, writable by others, or by a group other than root's; a sticky
+    directory is fine)."""
     path = shutil.which(program) if "/" not in program else program
     if path is None:
         return False  # it will not run at all
@@ -70,7 +71,9 @@ def insecure(program: str) -> bool:
             return True
         if st.st_uid != 0:
             return True
-        if st.st_mode & 0o022 and (first or not st.st_mode & stat.S_ISVTX):
+        # group-writable only counts when the group is not root's (keepalived 2.2.7 runs a root:root 0775 script)
+        writable = st.st_mode & 0o002 or (st.st_mode & 0o020 and st.st_gid != 0)
+        if writable and (first or not st.st_mode & stat.S_ISVTX):
             return True
         parent = os.path.dirname(path)
         if parent == path:

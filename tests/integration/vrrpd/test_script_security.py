@@ -1,5 +1,5 @@
 """enable_script_security at run time: a notify or track script that a non-root user could change is
-refused with keepalived's SECURITY VIOLATION line and never run; a root-owned 0755 script runs."""
+refused with keepalived's SECURITY VIOLATION line and never run; a root:root script runs (also group-writable by root's group, as keepalived 2.2.7 allows)."""
 
 from __future__ import annotations
 
@@ -31,9 +31,10 @@ def test_insecure_scripts_are_refused_and_secure_ones_run(lab_bridge: Callable[.
     os.chmod(tmp_path, 0o755)
     d.chmod(0o755)
     good_m, bad_m, chk_m = d / "good.out", d / "bad.out", d / "chk.out"
-    good = _script(d / "good.sh", good_m, 0o755)
-    bad = _script(d / "bad.sh", bad_m, 0o757)  # world-writable
-    chk = _script(d / "chk.sh", chk_m, 0o775)  # group-writable
+    good = _script(d / "good.sh", good_m, 0o775)  # root:root, group-writable: secure, as in keepalived
+    bad = _script(d / "bad.sh", bad_m, 0o775)  # group-writable, group not root
+    os.chown(bad, 0, 1000)
+    chk = _script(d / "chk.sh", chk_m, 0o777)  # world-writable
     text = conf(f'vrrp_script chk {{\n  script "{chk}"\n  interval 0.2\n  weight -10\n}}\n'
                 + instance_conf(prio=150, adv=0.2, state="MASTER",
                                 extra=f"  notify_master {good}\n  notify {bad}\n  track_script {{\n    chk\n  }}\n"),

@@ -114,6 +114,11 @@ def test_script_security_check(tmp_path: Path) -> None:
     assert not insecure(str(f))  # root-owned, 0755, under root-owned or sticky directories
     f.chmod(0o777)
     assert insecure(str(f))
+    f.chmod(0o775)
+    assert not insecure(str(f))  # group-writable by root's group: keepalived 2.2.7 runs it too
+    os.chown(f, 0, 1000)
+    assert insecure(str(f))
+    os.chown(f, 0, 0)
     f.chmod(0o755)
     os.chown(f, 1000, 1000)
     assert insecure(str(f))
