@@ -102,6 +102,38 @@ class Attempt(Protocol):
     def abort(self) -> None: ...
 
 
+class RawAttempt:
+    """What the raw-socket attempts share: the socket registered with the reactor, and ending once.
+
+    ``_end`` closes the socket and reports the result, at most once; after ``abort()`` nothing is
+    reported.
+    """
+
+    __slots__ = ("done", "over", "r", "sock")
+
+    def __init__(self, r: Reactor, done: Callable[[Result], None]) -> None:
+        self.r = r
+        self.done = done
+        self.sock: _socket.socket | None = None
+        self.over = False
+
+    def abort(self) -> None:
+        self.over = True
+        self._close()
+
+    def _close(self) -> None:
+        if self.sock is not None:
+            self.r.forget(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
+
+    def _end(self, res: Result) -> None:
+        self._close()
+        if not self.over:
+            self.over = True
+            self.done(res)
+
+
 def make_socket(cfg: Checker, kind: socket.SocketKind, proto: int = 0) -> socket.socket:
     """A non-blocking socket towards ``cfg.connect_ip`` with bindto/bind_port/bind_if/fwmark applied."""
     s = socket.socket(family_of(_ip(cfg)), kind | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, proto)

@@ -19,7 +19,6 @@ kept (MD5 and the regex window only), and every read, plus the whole attempt, ha
 
 from __future__ import annotations
 
-import _socket
 import asyncio
 import contextlib
 import hashlib
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING
 from checkerd.checks.base import (
     Check,
     ConnectError,
+    RawAttempt,
     Result,
     Target,
     connect_error_text,
@@ -394,7 +394,7 @@ class HttpCheck(Check):
 READS_PER_WAKEUP = 16  # recv() calls per readiness event: a flooding server cannot hog the loop
 
 
-class HttpAttempt:
+class HttpAttempt(RawAttempt):
     """One HTTP_GET attempt on a raw non-blocking socket: connect, send, read to EOF, URL after URL.
 
     Same verdicts and wordings as :meth:`HttpCheck.run_url` (which serves SSL_GET). One reactor timer
@@ -402,27 +402,11 @@ class HttpAttempt:
     progress) and the URL's overall budget; a timer that finds the deadline moved re-arms itself.
     """
 
-    __slots__ = (
-        "check",
-        "deadline",
-        "done",
-        "i",
-        "io_deadline",
-        "over",
-        "phase",
-        "r",
-        "sent",
-        "sock",
-        "state",
-        "token",
-    )
+    __slots__ = ("check", "deadline", "i", "io_deadline", "phase", "sent", "state", "token")
 
     def __init__(self, check: HttpCheck, r: Reactor, done: Callable[[Result], None]) -> None:
+        super().__init__(r, done)
         self.check = check
-        self.r = r
-        self.done = done
-        self.sock: _socket.socket | None = None
-        self.over = False
         self.i = -1
         self.state: ResponseReader | None = None
         self.phase = "connect"
@@ -432,22 +416,6 @@ class HttpAttempt:
 
     def start(self) -> None:
         self._url(0)
-
-    def abort(self) -> None:
-        self.over = True
-        self._close()
-
-    def _close(self) -> None:
-        if self.sock is not None:
-            self.r.forget(self.sock.fileno())
-            self.sock.close()
-            self.sock = None
-
-    def _end(self, res: Result) -> None:
-        self._close()
-        if not self.over:
-            self.over = True
-            self.done(res)
 
     def _url(self, i: int) -> None:
         check = self.check

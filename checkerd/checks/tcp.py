@@ -7,13 +7,13 @@ does nothing if the connect already ended. :meth:`TcpCheck.run` is the same chec
 
 from __future__ import annotations
 
-import _socket
 import socket
 from collections.abc import Callable
 
 from checkerd.checks.base import (
     Check,
     ConnectError,
+    RawAttempt,
     Result,
     connect_error_text,
     connect_now,
@@ -43,15 +43,12 @@ class TcpCheck(Check):
         return TcpAttempt(self, r or reactor(), done)
 
 
-class TcpAttempt:
-    __slots__ = ("check", "done", "over", "r", "sock")
+class TcpAttempt(RawAttempt):
+    __slots__ = ("check",)
 
     def __init__(self, check: TcpCheck, r: Reactor, done: Callable[[Result], None]) -> None:
+        super().__init__(r, done)
         self.check = check
-        self.r = r
-        self.done = done
-        self.sock: _socket.socket | None = None
-        self.over = False
 
     def start(self) -> None:
         cfg = self.check.cfg
@@ -67,18 +64,6 @@ class TcpAttempt:
         self.r.register(s.fileno(), OUT, self._ready)
         self.r.call_later(cfg.connect_timeout, self._timeout)
 
-    def _close(self) -> None:
-        if self.sock is not None:
-            self.r.forget(self.sock.fileno())
-            self.sock.close()
-            self.sock = None
-
-    def _end(self, res: Result) -> None:
-        self._close()
-        if not self.over:
-            self.over = True
-            self.done(res)
-
     def _ready(self, events: int) -> None:
         assert self.sock is not None
         err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -93,7 +78,3 @@ class TcpAttempt:
             self._end(self.check.failed("Timeout connecting"))
         else:
             self._end(Result.up() if err == 0 else self.check.failed(connect_error_text(err)))
-
-    def abort(self) -> None:
-        self.over = True
-        self._close()
