@@ -617,6 +617,16 @@ class Engine:
         v = inst.view()
         self.publish(f"vrrp.instance.{inst.s.name}", "state", {k: v[k] for k in ("state", "priority", "interface",
                                                                                   "vips")})
+        if inst.state == State.MASTER:
+            # At once, not only at the next periodic tick: a role killed right after it became MASTER
+            # must still find what it needs to resume safely.
+            self._publish_resume()
+
+    def _publish_resume(self) -> None:
+        masters = {n: {"last_advert": i.last_advert, "priority": i.machine.effective_priority}
+                   for n, i in self.instances.items() if i.state == State.MASTER}
+        if masters:
+            self.publish("vrrp.resume", "state", {"instances": masters, "clock": "monotonic"})
 
     def republish(self) -> None:
         for inst in self.instances.values():
@@ -626,10 +636,7 @@ class Engine:
         last_stats = 0.0
         while True:
             await asyncio.sleep(RESUME_EVERY)
-            masters = {n: {"last_advert": i.last_advert, "priority": i.machine.effective_priority}
-                       for n, i in self.instances.items() if i.state == State.MASTER}
-            if masters:
-                self.publish("vrrp.resume", "state", {"instances": masters, "clock": "monotonic"})
+            self._publish_resume()
             now = time.monotonic()
             if now - last_stats >= STATS_EVERY:
                 last_stats = now
